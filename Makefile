@@ -1,0 +1,51 @@
+# The book's commands. Everything runs inside .venv, made from the lock.
+#   make book       build _build/html, every cell executed (cached locally)
+#   make test       unit tests, then a cold build of the book as a test
+#   make bench      a cold build's execution time per chapter (_build/bench.json)
+#   make notebooks  every chapter as a plain .ipynb in _build/notebooks
+#   make lock       regenerate requirements.txt from pyproject.toml
+
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+UV       := $(BIN)/uv
+UV_VERSION := 0.13.9
+STAMP    := $(VENV)/.installed
+CHAPTERS := $(shell find book -name '*.md' -not -path '*/_*')
+
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+.PHONY: book test unit bench notebooks lock clean venv reproduce
+
+venv: $(STAMP)
+
+$(UV):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): requirements.txt pyproject.toml | $(UV)
+	$(UV) pip sync --python $(BIN)/python requirements.txt
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+book: $(STAMP)
+	$(BIN)/python -m rlbook.book
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m rlbook.book --cold --bench
+
+notebooks: $(STAMP)
+	$(BIN)/python -m rlbook.book --notebooks
+
+lock: | $(UV)
+	$(UV) pip compile pyproject.toml --all-extras --python-version 3.11 \
+	    --output-file requirements.txt \
+	    --custom-compile-command "make lock"
+	echo "-e ." >> requirements.txt
+
+clean:
+	rm -rf _build

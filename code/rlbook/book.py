@@ -1,0 +1,344 @@
+"""The build driver behind ``make book``, ``make bench`` and ``make notebooks``.
+
+``python -m rlbook.book``            build ``_build/html`` with every cell executed.
+``python -m rlbook.book --cold``     the same from an empty execution cache.
+``python -m rlbook.book --bench``    after a cold build, each chapter's execution time and
+                                     the figures of ``bench/*.py`` in ``_build/bench.json``.
+``python -m rlbook.book --notebooks``  every chapter as ``_build/notebooks/*.ipynb``.
+``python -m rlbook.book --chapter book/x.md``  execute one chapter, no HTML (fast check).
+
+Locally the execution cache (jupyter-cache) skips chapters whose code cells did
+not change. jupyter-cache keys a notebook on its code cells only, so the driver
+also keys the whole cache on a hash of ``code/`` and the lock: a change to
+``rlbook`` empties it, and no stale chapter passes. With ``CI=true`` every
+build is cold, unless ``RLBOOK_REUSE_CACHE=1`` (see :func:`reuse_cache`).
+
+A failed build prints, for each failing chapter, the cell that raised (its
+index among the chapter's code cells and its first line) and the exception.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["chapters", "code_hash", "build", "BuildResult", "execute_chapter", "notebooks",
+           "bench", "main", "reuse_cache"]
+
+CACHE_DIR = Path("_build") / ".jupyter_cache"
+HASH_FILE = Path("_build") / ".rlbook-code-hash"
+JB_ARGS = ["-W", "-n", "--keep-going"]
+
+
+def chapters(root: Path | str = ".") -> list[Path]:
+    """Every page of ``_toc.yml`` in reading order, as paths relative to ``root``."""
+    import yaml
+
+    root = Path(root)
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    out = []
+    for f in files:
+        p = Path(f)
+        if not p.suffix:
+            p = p.with_suffix(".md")
+        if not (root / p).exists():
+            raise ValueError(f"_toc.yml names {f}, which does not exist under {root}")
+        out.append(p)
+    return out
+
+
+def is_notebook(path: Path) -> bool:
+    """A MyST page with a jupytext header is executed; plain pages are not."""
+    head = Path(path).read_text(encoding="utf-8")[:2000]
+    return head.startswith("---") and "jupytext:" in head and "kernelspec:" in head
+
+
+def code_hash(root: Path | str = ".") -> str:
+    """SHA-256 over every file under ``code/`` plus the lock: the key of the execution cache."""
+    root = Path(root)
+    h = hashlib.sha256()
+    files = sorted(p for p in (root / "code").rglob("*") if p.is_file() and "__pycache__" not in
+                   p.parts and not p.name.endswith(".egg-info"))
+    for p in files + [root / "requirements.txt"]:
+        if p.exists():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def reuse_cache() -> bool:
+    """``RLBOOK_REUSE_CACHE=1`` lets CI and the build test reuse a restored execution cache.
+
+    The cache stays keyed on ``code/`` and on each chapter's code cells, so what is
+    reused is exactly what a cold build would compute; the GitHub workflow for forks
+    sets it to keep the jupyter-cache between runs.
+    """
+    return os.environ.get("RLBOOK_REUSE_CACHE", "") == "1"
+
+
+def prepare_cache(root: Path, cold: bool) -> str:
+    """Empty the execution cache when asked, in CI, or when ``code/`` changed. Says which."""
+    cache, stamp = root / CACHE_DIR, root / HASH_FILE
+    digest = code_hash(root)
+    previous = stamp.read_text().strip() if stamp.exists() else None
+    in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    if cold or (in_ci and not reuse_cache()):
+        reason = "cold build"
+    elif previous != digest:
+        reason = "code/ or the lock changed since the cached run" if previous else "no cache yet"
+    else:
+        reason = ""
+    if reason:
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(root / "_build" / "html", ignore_errors=True)
+        shutil.rmtree(root / "_build" / "jupyter_execute", ignore_errors=True)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest + "\n")
+    return reason
+
+
+@dataclass
+class BuildResult:
+    returncode: int
+    log: str
+    seconds: float
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.failures
+
+
+def _code_cells(path: Path) -> list[str]:
+    import jupytext
+
+    nb = jupytext.read(path)
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def locate_cell(path: Path, source: str) -> int | None:
+    """Index (from 1) of the code cell of ``path`` whose source is ``source``."""
+    target = source.strip()
+    for i, cell in enumerate(_code_cells(path), start=1):
+        if cell.strip() == target:
+            return i
+    for i, cell in enumerate(_code_cells(path), start=1):  # partial match as a fallback
+        if target and target.splitlines()[0] in cell:
+            return i
+    return None
+
+
+_FAIL = re.compile(r"^(?P<doc>\S+?)(?::\d+)?: WARNING: Executing notebook failed: (?P<err>\w+)",
+                   re.M)
+_CELL = re.compile(r"An error occurred while executing the following cell:\n-+\n(?P<src>.*?)\n-+\n",
+                   re.S)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_WARN = re.compile(r"^(?P<loc>\S+?): (?P<kind>WARNING|ERROR|CRITICAL): (?P<msg>.*)$", re.M)
+
+
+def summarize(root: Path, log: str) -> list[str]:
+    """One line per problem the build log reports, naming chapter and cell."""
+    log = _ANSI.sub("", log)
+    out = []
+    starts = [m for m in _FAIL.finditer(log)]
+    for j, m in enumerate(starts):
+        end = starts[j + 1].start() if j + 1 < len(starts) else len(log)
+        chunk = log[m.end():end]
+        doc = Path(m["doc"])
+        try:
+            doc = doc.resolve().relative_to(root.resolve())
+        except ValueError:
+            pass
+        cell = _CELL.search(chunk)
+        where = "a cell"
+        if cell:
+            idx = locate_cell(root / doc, cell["src"]) if (root / doc).exists() else None
+            first = cell["src"].strip().splitlines()[0] if cell["src"].strip() else ""
+            where = f"code cell {idx}" if idx else "a cell"
+            where += f" (`{first[:70]}`)"
+        errors = re.findall(r"^(\w*(?:Error|Exception)\b.*)$", chunk, re.M)
+        err = errors[-1] if errors else m["err"]
+        out.append(f"{doc}: {where} raised {err.strip()[:300]}")
+    for w in _WARN.finditer(log):
+        if "Executing notebook failed" in w["msg"]:
+            continue
+        out.append(f"{w['loc']}: {w['kind']}: {w['msg'][:300]}")
+    return out
+
+
+def build(root: Path | str = ".", *, cold: bool = False, quiet: bool = False) -> BuildResult:
+    """Run ``jupyter-book build`` with warnings as errors; return its log and the failures."""
+    root = Path(root).resolve()
+    reason = prepare_cache(root, cold)
+    if reason and not quiet:
+        print(f"rlbook.book: executing every chapter ({reason})", flush=True)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb), "build", str(root), "--all", *JB_ARGS]
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", NO_COLOR="1")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if not quiet:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    rc = proc.wait()
+    log = _ANSI.sub("", "".join(lines))
+    result = BuildResult(rc, log, time.perf_counter() - t0, summarize(root, log))
+    if rc != 0 and not result.failures:
+        result.failures.append(f"jupyter-book exited with status {rc}; see the log above")
+    (root / "_build").mkdir(exist_ok=True)
+    (root / "_build" / "build.log").write_text(log)
+    return result
+
+
+def execute_chapter(path: Path | str, *, timeout: int = 600) -> float:
+    """Execute one chapter in a fresh kernel (no Sphinx); raise naming the failing cell."""
+    import jupytext
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    path = Path(path)
+    nb = jupytext.read(path)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent.resolve())}})
+    t0 = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        idx = next((i for i, c in enumerate(code, 1)
+                    if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+        raise RuntimeError(f"{path}: code cell {idx} raised\n{exc}") from None
+    for i, c in enumerate((c for c in nb.cells if c.cell_type == "code"), 1):
+        for o in c.get("outputs", []):
+            if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                raise RuntimeError(f"{path}: code cell {i} wrote to stderr:\n{o['text'][:2000]}")
+    return time.perf_counter() - t0
+
+
+def notebooks(root: Path | str = ".", out: Path | str | None = None) -> list[Path]:
+    """Write every executable chapter as a plain ``.ipynb`` (jupytext) under ``out``."""
+    import jupytext
+
+    root = Path(root)
+    out = Path(out) if out else root / "_build" / "notebooks"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ch in chapters(root):
+        if not is_notebook(root / ch):
+            continue
+        nb = jupytext.read(root / ch)
+        target = out / ch.with_suffix(".ipynb").name
+        jupytext.write(nb, target, fmt="ipynb")
+        written.append(target)
+    return written
+
+
+def execution_times(root: Path | str = ".") -> dict[str, float]:
+    """Seconds each chapter took to execute, from the jupyter-cache records."""
+    from jupyter_cache import get_cache
+
+    root = Path(root).resolve()
+    cache = get_cache(root / CACHE_DIR)
+    times = {}
+    for rec in cache.list_cache_records():
+        uri = Path(rec.uri)
+        try:
+            uri = uri.relative_to(root)
+        except ValueError:
+            pass
+        times[str(uri)] = float(rec.data.get("execution_seconds", float("nan")))
+    return times
+
+
+def bench(root: Path | str = ".") -> dict:
+    """A cold build's per-chapter execution times, plus every ``bench/*.py``'s ``run()``."""
+    root = Path(root).resolve()
+    result = build(root, cold=True)
+    if not result.ok:
+        raise SystemExit("bench: the build failed:\n" + "\n".join(result.failures))
+    times = execution_times(root)
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "build_seconds": round(result.seconds, 1),
+        "chapters": {k: round(v, 2) for k, v in sorted(times.items())},
+        "figures": {},
+    }
+    for script in sorted((root / "bench").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"bench_{script.stem}", script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        print(f"bench: running {script.relative_to(root)}", flush=True)
+        report["figures"][script.stem] = module.run()
+    (root / "_build" / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(format_bench(report))
+    return report
+
+
+def format_bench(report: dict) -> str:
+    rows = [f"{'chapter':<48} {'seconds':>8}", "-" * 57]
+    for ch, sec in report["chapters"].items():
+        rows.append(f"{ch:<48} {sec:>8.1f}")
+    rows.append("-" * 57)
+    rows.append(f"{'whole build (Sphinx included)':<48} {report['build_seconds']:>8.1f}")
+    for name, figs in report["figures"].items():
+        rows.append(f"\n{name}:")
+        rows.extend(f"  {k}: {v}" for k, v in figs.items())
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m rlbook.book", description=__doc__.split("\n")[0])
+    ap.add_argument("--cold", action="store_true", help="empty the execution cache first")
+    ap.add_argument("--bench", action="store_true", help="cold build, then _build/bench.json")
+    ap.add_argument("--notebooks", action="store_true", help="write _build/notebooks/*.ipynb")
+    ap.add_argument("--chapter", type=Path, help="execute one chapter only, no HTML")
+    args = ap.parse_args(argv)
+    root = Path.cwd()
+    if args.notebooks:
+        for p in notebooks(root):
+            print(p)
+        return 0
+    if args.chapter:
+        print(f"{args.chapter}: executed in {execute_chapter(args.chapter):.1f} s")
+        return 0
+    if args.bench:
+        bench(root)
+        return 0
+    result = build(root, cold=args.cold)
+    if not result.ok:
+        print("\nThe build failed:", *result.failures, sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"\nrlbook.book: built _build/html in {result.seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+r"""Small JAX environments with a functional API, faithful to Gymnasium.
+
+Each environment is a stateless object; its state and parameters are frozen
+pytrees (``NamedTuple``), so ``reset`` and ``step`` are pure functions that
+``jit`` and ``vmap`` without ceremony (Gymnax's contract, Lange 2022):
+
+``reset(key, params) -> (obs, state)``
+    a fresh episode.
+``step(key, state, action, params) -> (obs, state, step)``
+    one transition with auto-reset. ``step`` is a :class:`Step` holding the
+    reward, ``terminated`` (the MDP reached an absorbing state: do not
+    bootstrap) and ``truncated`` (the time limit cut the episode: do bootstrap),
+    and ``next_obs``, the observation of s' *before* any reset, which is the one
+    a critic bootstraps from. ``obs`` is the observation to act on next: the
+    reset observation when the episode ended, ``next_obs`` otherwise.
+``step_env(state, action, params) -> (state, obs, reward, terminated)``
+    the raw dynamics with no time limit and no reset, for derivations.
+    Pendulum's is differentiable in state and action.
+
+``CartPole`` is Gymnasium's ``CartPole-v1`` and ``Pendulum`` its ``Pendulum-v1``
+(tests step both against Gymnasium from the same states and actions).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+__all__ = ["Step", "CartPole", "CartPoleParams", "CartPoleState", "Pendulum",
+           "PendulumParams", "PendulumState", "angle_normalize", "make"]
+
+
+class Step(NamedTuple):
+    """What one call of ``step`` reports besides the new state."""
+
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    next_obs: jax.Array
+
+
+def _auto_reset(env, key, state, action, params):
+    """Shared body of ``step``: raw dynamics, time limit, then reset when done."""
+    k_reset, _ = jax.random.split(key)
+    next_state, next_obs, reward, terminated = env.step_env(state, action, params)
+    next_state = next_state._replace(t=state.t + 1)
+    truncated = (next_state.t >= params.max_steps) & ~terminated
+    done = terminated | truncated
+    reset_obs, reset_state = env.reset(k_reset, params)
+    state_out = jax.tree_util.tree_map(lambda r, n: jnp.where(done, r, n), reset_state, next_state)
+    obs = jnp.where(done, reset_obs, next_obs)
+    return obs, state_out, Step(reward, terminated, truncated, next_obs)
+
+
+# --------------------------------------------------------------------------- CartPole
+
+
+class CartPoleParams(NamedTuple):
+    """Physical constants of CartPole-v1 (Barto, Sutton & Anderson 1983), SI units."""
+
+    gravity: float = 9.8
+    masscart: float = 1.0
+    masspole: float = 0.1
+    length: float = 0.5  # half the pole's length
+    force_mag: float = 10.0
+    tau: float = 0.02  # seconds per step
+    theta_threshold: float = 12 * 2 * math.pi / 360
+    x_threshold: float = 2.4
+    max_steps: int = 500
+
+
+class CartPoleState(NamedTuple):
+    x: jax.Array
+    x_dot: jax.Array
+    theta: jax.Array
+    theta_dot: jax.Array
+    t: jax.Array
+
+
+class CartPole:
+    """CartPole-v1: push a cart left (action 0) or right (action 1) to keep a pole up.
+
+    Observation (x, ẋ, θ, θ̇), reward 1 every step including the terminal one,
+    termination when |x| > 2.4 or |θ| > 12°, truncation at 500 steps.
+    """
+
+    obs_dim = 4
+    n_actions = 2
+
+    @property
+    def default_params(self) -> CartPoleParams:
+        return CartPoleParams()
+
+    def reset(self, key, params: CartPoleParams):
+        s = jax.random.uniform(key, (4,), minval=-0.05, maxval=0.05)
+        state = CartPoleState(s[0], s[1], s[2], s[3], jnp.asarray(0, jnp.int32))
+        return self.observe(state), state
+
+    def observe(self, state: CartPoleState) -> jax.Array:
+        return jnp.stack([state.x, state.x_dot, state.theta, state.theta_dot])
+
+    def step_env(self, state: CartPoleState, action, params: CartPoleParams):
+        total_mass = params.masscart + params.masspole
+        polemass_length = params.masspole * params.length
+        force = jnp.where(action == 1, params.force_mag, -params.force_mag)
+        cos, sin = jnp.cos(state.theta), jnp.sin(state.theta)
+        temp = (force + polemass_length * state.theta_dot**2 * sin) / total_mass
+        thetaacc = (params.gravity * sin - cos * temp) / (
+            params.length * (4.0 / 3.0 - params.masspole * cos**2 / total_mass)
+        )
+        xacc = temp - polemass_length * thetaacc * cos / total_mass
+        # Explicit Euler, as Gymnasium's default kinematics_integrator="euler".
+        new = state._replace(
+            x=state.x + params.tau * state.x_dot,
+            x_dot=state.x_dot + params.tau * xacc,
+            theta=state.theta + params.tau * state.theta_dot,
+            theta_dot=state.theta_dot + params.tau * thetaacc,
+        )
+        terminated = (
+            (jnp.abs(new.x) > params.x_threshold) | (jnp.abs(new.theta) > params.theta_threshold)
+        )
+        reward = jnp.ones_like(new.x)
+        return new, self.observe(new), reward, terminated
+
+    def step(self, key, state: CartPoleState, action, params: CartPoleParams):
+        return _auto_reset(self, key, state, action, params)
+
+
+# --------------------------------------------------------------------------- Pendulum
+
+
+def angle_normalize(x: jax.Array) -> jax.Array:
+    """Wrap an angle to [−π, π), as Gymnasium's Pendulum does."""
+    return ((x + jnp.pi) % (2 * jnp.pi)) - jnp.pi
+
+
+class PendulumParams(NamedTuple):
+    """Constants of Pendulum-v1, SI units."""
+
+    max_speed: float = 8.0
+    max_torque: float = 2.0
+    dt: float = 0.05
+    g: float = 10.0
+    m: float = 1.0
+    l: float = 1.0  # noqa: E741 (Gymnasium's name)
+    max_steps: int = 200
+
+
+class PendulumState(NamedTuple):
+    theta: jax.Array
+    theta_dot: jax.Array
+    t: jax.Array
+
+
+class Pendulum:
+    """Pendulum-v1: swing a pendulum up and hold it, torque u ∈ [−2, 2].
+
+    Observation (cos θ, sin θ, θ̇); reward −(θ² + 0.1 θ̇² + 0.001 u²) with θ
+    wrapped to [−π, π); it never terminates and is truncated at 200 steps.
+    ``step_env`` is differentiable in state and action (zero where clipped).
+    """
+
+    obs_dim = 3
+    action_dim = 1
+    action_low = -2.0
+    action_high = 2.0
+
+    @property
+    def default_params(self) -> PendulumParams:
+        return PendulumParams()
+
+    def reset(self, key, params: PendulumParams):
+        high = jnp.array([jnp.pi, 1.0])
+        s = jax.random.uniform(key, (2,), minval=-high, maxval=high)
+        state = PendulumState(s[0], s[1], jnp.asarray(0, jnp.int32))
+        return self.observe(state), state
+
+    def observe(self, state: PendulumState) -> jax.Array:
+        return jnp.stack([jnp.cos(state.theta), jnp.sin(state.theta), state.theta_dot])
+
+    def step_env(self, state: PendulumState, action, params: PendulumParams):
+        u = jnp.clip(jnp.reshape(action, ()), -params.max_torque, params.max_torque)
+        th, thdot = state.theta, state.theta_dot
+        cost = angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * u**2
+        newthdot = thdot + (
+            3 * params.g / (2 * params.l) * jnp.sin(th) + 3.0 / (params.m * params.l**2) * u
+        ) * params.dt
+        newthdot = jnp.clip(newthdot, -params.max_speed, params.max_speed)
+        newth = th + newthdot * params.dt
+        new = state._replace(theta=newth, theta_dot=newthdot)
+        return new, self.observe(new), -cost, jnp.zeros((), dtype=bool)
+
+    def step(self, key, state: PendulumState, action, params: PendulumParams):
+        return _auto_reset(self, key, state, action, params)
+
+
+def make(name: str):
+    """The environment and its default parameters by Gymnasium id: ``env, params = make("CartPole-v1")``."""
+    envs = {"CartPole-v1": CartPole, "Pendulum-v1": Pendulum}
+    if name not in envs:
+        raise ValueError(f"name must be one of {sorted(envs)}, got {name!r}")
+    env = envs[name]()
+    return env, env.default_params

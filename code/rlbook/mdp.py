@@ -1,0 +1,318 @@
+r"""Tabular Markov decision processes as arrays.
+
+An MDP is the tuple ``(P, r, rho0, gamma)`` with ``P[s, a, s'] = P(s' | s, a)``
+of shape ``[S, A, S]``, ``r[s, a]`` of shape ``[S, A]``, ``rho0[s]`` of shape
+``[S]`` and a discount ``gamma`` in [0, 1). A stochastic policy is an array
+``pi[s, a] = π(a | s)`` of shape ``[S, A]``; a deterministic one is the same
+array with one-hot rows.
+
+Everything here is a pure function of arrays and is differentiable with JAX,
+so ``jax.grad(lambda θ: expected_return(mdp, softmax_policy(θ)))`` is the exact
+policy gradient of the closed-form J(θ) = ρ₀ᵀ V^π. Notation follows the book's
+notation page: P_π and r_π are the dynamics and reward averaged under π,
+T^π and T^* the Bellman evaluation and optimality operators, and
+d^π_ρ₀ = (1 − γ) ρ₀ᵀ (I − γ P_π)⁻¹ the normalized discounted state visitation.
+
+Used by every chapter that checks a claim exactly on a small MDP.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rlbook import _checks
+
+__all__ = [
+    "MDP",
+    "make_mdp",
+    "garnet",
+    "softmax_policy",
+    "greedy_policy",
+    "uniform_policy",
+    "policy_dynamics",
+    "policy_reward",
+    "bellman_v",
+    "bellman_q",
+    "bellman_opt_v",
+    "bellman_opt_q",
+    "evaluate_v",
+    "evaluate_q",
+    "advantage",
+    "ValueIterationResult",
+    "value_iteration",
+    "visitation",
+    "occupancy",
+    "expected_return",
+]
+
+
+class MDP(NamedTuple):
+    """A finite discounted MDP; a pytree, so it passes through ``jit`` and ``vmap``.
+
+    Attributes:
+        P: transition probabilities P(s' | s, a), shape [S, A, S].
+        r: expected rewards r(s, a), shape [S, A].
+        rho0: initial-state distribution ρ₀, shape [S].
+        gamma: discount γ in [0, 1), a scalar.
+    """
+
+    P: jax.Array
+    r: jax.Array
+    rho0: jax.Array
+    gamma: jax.Array
+
+    @property
+    def n_states(self) -> int:
+        return self.P.shape[0]
+
+    @property
+    def n_actions(self) -> int:
+        return self.P.shape[1]
+
+
+def _check_mdp(mdp: MDP) -> None:
+    if not isinstance(mdp, MDP):
+        raise ValueError(f"mdp must be an rlbook.mdp.MDP, got {type(mdp).__name__}")
+    P, r, rho0, gamma = mdp
+    _checks.ndim("mdp.P", P, 3)
+    S, A, S2 = np.shape(P)
+    if S != S2:
+        raise ValueError(f"mdp.P must have shape [S, A, S], got {np.shape(P)}")
+    if np.shape(r) != (S, A):
+        raise ValueError(f"mdp.r must have shape {(S, A)} to match mdp.P, got {np.shape(r)}")
+    if np.shape(rho0) != (S,):
+        raise ValueError(f"mdp.rho0 must have shape {(S,)} to match mdp.P, got {np.shape(rho0)}")
+    _checks.probabilities("mdp.P", P, axis=-1)
+    _checks.probabilities("mdp.rho0", rho0)
+    _checks.discount("mdp.gamma", gamma)
+
+
+def _check_policy(mdp: MDP, pi, name: str = "pi") -> None:
+    if np.shape(pi) != (mdp.n_states, mdp.n_actions):
+        raise ValueError(
+            f"{name} must have shape [S, A] = {(mdp.n_states, mdp.n_actions)}, got {np.shape(pi)}"
+        )
+    _checks.probabilities(name, pi, axis=-1)
+
+
+def _check_values(mdp: MDP, x, name: str, kind: str) -> None:
+    shape = (mdp.n_states,) if kind == "v" else (mdp.n_states, mdp.n_actions)
+    if np.shape(x) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {np.shape(x)}")
+
+
+def make_mdp(P, r, rho0, gamma) -> MDP:
+    """Build an :class:`MDP` from array-likes, validating every part.
+
+    Raises ``ValueError`` when a row of ``P`` or ``rho0`` is not a distribution,
+    when the shapes disagree, or when ``gamma`` is outside [0, 1).
+    """
+    mdp = MDP(jnp.asarray(P), jnp.asarray(r), jnp.asarray(rho0), jnp.asarray(gamma))
+    _check_mdp(mdp)
+    return mdp
+
+
+def garnet(
+    key: jax.Array,
+    n_states: int,
+    n_actions: int,
+    *,
+    branching: int | None = None,
+    gamma: float = 0.9,
+    reward_scale: float = 1.0,
+    dtype=None,
+) -> MDP:
+    """A random Garnet MDP (Archibald, McKinnon & Thomas 1995; Bhatnagar et al. 2009).
+
+    Each (s, a) moves to ``branching`` distinct next states chosen uniformly, with
+    probabilities from a flat Dirichlet; rewards are standard normal times
+    ``reward_scale``; ρ₀ is a flat Dirichlet draw. ``branching=None`` uses all states.
+
+    Returns an :class:`MDP` with P of shape [S, A, S].
+    """
+    _checks.positive_int("n_states", n_states)
+    _checks.positive_int("n_actions", n_actions)
+    if branching is None:
+        branching = n_states
+    _checks.positive_int("branching", branching)
+    if branching > n_states:
+        raise ValueError(f"branching must be at most n_states={n_states}, got {branching}")
+    _checks.discount("gamma", gamma)
+    dtype = jnp.dtype(dtype or jnp.result_type(float))
+    P, r, rho0 = _garnet_arrays(key, n_states, n_actions, branching, dtype)
+    return MDP(P, r * jnp.asarray(reward_scale, dtype), rho0, jnp.asarray(gamma, dtype))
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _garnet_arrays(key, n_states, n_actions, branching, dtype):
+    k_support, k_probs, k_r, k_rho = jax.random.split(key, 4)
+    # For each (s, a), a random subset of `branching` next states.
+    scores = jax.random.uniform(k_support, (n_states, n_actions, n_states))
+    ranks = jnp.argsort(jnp.argsort(scores, axis=-1), axis=-1)
+    support = ranks < branching
+    # Dirichlet(1, …, 1) draws as normalized standard exponentials.
+    weights = jax.random.exponential(k_probs, (n_states, n_actions, branching))
+    # Place the Dirichlet weights on the chosen states in order of their rank.
+    P = jnp.where(support, jnp.take_along_axis(weights, jnp.minimum(ranks, branching - 1), -1), 0.0)
+    P = (P / P.sum(-1, keepdims=True)).astype(dtype)
+    r = jax.random.normal(k_r, (n_states, n_actions)).astype(dtype)
+    rho0 = jax.random.exponential(k_rho, (n_states,))
+    rho0 = (rho0 / rho0.sum()).astype(dtype)
+    return P, r, rho0
+
+
+def softmax_policy(logits: jax.Array, temperature: float = 1.0) -> jax.Array:
+    """π_θ(a | s) = exp(θ[s, a] / τ) / Σ_b exp(θ[s, b] / τ); logits of shape [S, A]."""
+    _checks.ndim("logits", logits, 2)
+    _checks.positive("temperature", temperature)
+    return jax.nn.softmax(logits / temperature, axis=-1)
+
+
+def greedy_policy(q: jax.Array) -> jax.Array:
+    """One-hot policy on argmax_a q[s, a] (ties to the lowest index); q of shape [S, A]."""
+    _checks.ndim("q", q, 2)
+    return jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1], dtype=q.dtype)
+
+
+def uniform_policy(mdp: MDP) -> jax.Array:
+    """π(a | s) = 1 / |A| for every state, shape [S, A]."""
+    _check_mdp(mdp)
+    return jnp.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions, dtype=mdp.P.dtype)
+
+
+def policy_dynamics(mdp: MDP, pi: jax.Array) -> jax.Array:
+    """P_π[s, s'] = Σ_a π(a | s) P(s' | s, a), shape [S, S]."""
+    _check_mdp(mdp)
+    _check_policy(mdp, pi)
+    return jnp.einsum("sa,sat->st", pi, mdp.P)
+
+
+def policy_reward(mdp: MDP, pi: jax.Array) -> jax.Array:
+    """r_π[s] = Σ_a π(a | s) r(s, a), shape [S]."""
+    _check_mdp(mdp)
+    _check_policy(mdp, pi)
+    return jnp.sum(pi * mdp.r, axis=-1)
+
+
+def bellman_v(mdp: MDP, pi: jax.Array, v: jax.Array) -> jax.Array:
+    """(T^π V)(s) = r_π(s) + γ Σ_s' P_π(s' | s) V(s'), shape [S]."""
+    _check_values(mdp, v, "v", "v")
+    return policy_reward(mdp, pi) + mdp.gamma * policy_dynamics(mdp, pi) @ v
+
+
+def bellman_q(mdp: MDP, pi: jax.Array, q: jax.Array) -> jax.Array:
+    """(T^π Q)(s, a) = r(s, a) + γ Σ_s' P(s' | s, a) Σ_a' π(a' | s') Q(s', a'), shape [S, A]."""
+    _check_mdp(mdp)
+    _check_policy(mdp, pi)
+    _check_values(mdp, q, "q", "q")
+    return mdp.r + mdp.gamma * mdp.P @ jnp.sum(pi * q, axis=-1)
+
+
+def bellman_opt_v(mdp: MDP, v: jax.Array) -> jax.Array:
+    """(T^* V)(s) = max_a [r(s, a) + γ Σ_s' P(s' | s, a) V(s')], shape [S]."""
+    _check_mdp(mdp)
+    _check_values(mdp, v, "v", "v")
+    return jnp.max(mdp.r + mdp.gamma * mdp.P @ v, axis=-1)
+
+
+def bellman_opt_q(mdp: MDP, q: jax.Array) -> jax.Array:
+    """(T^* Q)(s, a) = r(s, a) + γ Σ_s' P(s' | s, a) max_a' Q(s', a'), shape [S, A]."""
+    _check_mdp(mdp)
+    _check_values(mdp, q, "q", "q")
+    return mdp.r + mdp.gamma * mdp.P @ jnp.max(q, axis=-1)
+
+
+def evaluate_v(mdp: MDP, pi: jax.Array) -> jax.Array:
+    """V^π = (I − γ P_π)⁻¹ r_π by a direct linear solve, shape [S]."""
+    P_pi = policy_dynamics(mdp, pi)
+    eye = jnp.eye(mdp.n_states, dtype=P_pi.dtype)
+    return jnp.linalg.solve(eye - mdp.gamma * P_pi, policy_reward(mdp, pi))
+
+
+def evaluate_q(mdp: MDP, pi: jax.Array) -> jax.Array:
+    """Q^π(s, a) = r(s, a) + γ Σ_s' P(s' | s, a) V^π(s'), shape [S, A]."""
+    return mdp.r + mdp.gamma * mdp.P @ evaluate_v(mdp, pi)
+
+
+def advantage(mdp: MDP, pi: jax.Array) -> jax.Array:
+    """A^π(s, a) = Q^π(s, a) − V^π(s), shape [S, A]."""
+    q = evaluate_q(mdp, pi)
+    return q - jnp.sum(pi * q, axis=-1, keepdims=True)
+
+
+class ValueIterationResult(NamedTuple):
+    """Output of :func:`value_iteration`.
+
+    Attributes:
+        q: the last iterate Q_k, shape [S, A].
+        iterations: k, the number of applications of T^*.
+        bound: the a-posteriori bound γ / (1 − γ) ‖Q_k − Q_{k−1}‖∞ ≥ ‖Q_k − Q*‖∞.
+    """
+
+    q: jax.Array
+    iterations: jax.Array
+    bound: jax.Array
+
+
+def value_iteration(
+    mdp: MDP, *, tol: float = 1e-8, max_iter: int = 10_000, q0: jax.Array | None = None
+) -> ValueIterationResult:
+    """Iterate Q_{k+1} = T^* Q_k until the a-posteriori bound falls below ``tol``.
+
+    Since T^* is a γ-contraction in the sup norm,
+    ‖Q_k − Q*‖∞ ≤ γ / (1 − γ) ‖Q_k − Q_{k−1}‖∞, so stopping when that bound is
+    below ``tol`` guarantees ``tol`` accuracy (see the chapter on Q-learning).
+    Runs as one jitted ``lax.while_loop``.
+    """
+    _check_mdp(mdp)
+    _checks.positive("tol", tol)
+    _checks.positive_int("max_iter", max_iter)
+    q = jnp.zeros_like(mdp.r) if q0 is None else jnp.asarray(q0, mdp.r.dtype)
+    _check_values(mdp, q, "q0", "q")
+    return _value_iteration(mdp, q, tol, max_iter)
+
+
+@partial(jax.jit, static_argnums=(3,))
+def _value_iteration(mdp: MDP, q, tol, max_iter):
+    factor = mdp.gamma / (1.0 - mdp.gamma)
+
+    def cond(carry):
+        _, k, bound = carry
+        return (bound > tol) & (k < max_iter)
+
+    def body(carry):
+        q, k, _ = carry
+        q_next = mdp.r + mdp.gamma * mdp.P @ jnp.max(q, axis=-1)
+        return q_next, k + 1, factor * jnp.max(jnp.abs(q_next - q))
+
+    init = (q, jnp.asarray(0), jnp.asarray(jnp.inf, mdp.r.dtype))
+    return ValueIterationResult(*jax.lax.while_loop(cond, body, init))
+
+
+def visitation(mdp: MDP, pi: jax.Array) -> jax.Array:
+    """Normalized discounted state visitation d^π_ρ₀ = (1 − γ) ρ₀ᵀ (I − γ P_π)⁻¹, shape [S].
+
+    A distribution over states: it satisfies d = (1 − γ) ρ₀ + γ P_πᵀ d.
+    """
+    P_pi = policy_dynamics(mdp, pi)
+    eye = jnp.eye(mdp.n_states, dtype=P_pi.dtype)
+    x = jnp.linalg.solve((eye - mdp.gamma * P_pi).T, mdp.rho0)
+    return (1.0 - mdp.gamma) * x
+
+
+def occupancy(mdp: MDP, pi: jax.Array) -> jax.Array:
+    """Discounted occupancy measure ρ_π(s, a) = Σ_t γᵗ Pr(s_t = s, a_t = a), shape [S, A].
+
+    Unnormalized: it sums to 1 / (1 − γ), and J(π) = Σ_{s,a} ρ_π(s, a) r(s, a).
+    """
+    return visitation(mdp, pi)[:, None] * pi / (1.0 - mdp.gamma)
+
+
+def expected_return(mdp: MDP, pi: jax.Array) -> jax.Array:
+    """J(π) = ρ₀ᵀ V^π = E[Σ_t γᵗ r(s_t, a_t)] with s_0 ∼ ρ₀; a scalar, differentiable in π."""
+    return mdp.rho0 @ evaluate_v(mdp, pi)

@@ -1,0 +1,61 @@
+"""A replay buffer as a fixed-size pytree, carried through a ``lax.scan``.
+
+The buffer holds any pytree of per-transition arrays (for example
+``{"obs", "action", "reward", "next_obs", "terminated"}``) in a ring of
+``capacity`` slots, with a write pointer and a fill count. ``add`` and
+``sample`` are pure, so a whole off-policy training run is one jitted scan
+(DQN in the Q-learning chapter, DDPG, TD3 and SAC after it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rlbook import _checks
+
+__all__ = ["Buffer", "init", "add", "add_batch", "sample"]
+
+
+class Buffer(NamedTuple):
+    data: Any  # pytree, each leaf of shape [capacity, ...]
+    pointer: jax.Array  # next slot to write
+    size: jax.Array  # number of filled slots, at most capacity
+
+    @property
+    def capacity(self) -> int:
+        return jax.tree_util.tree_leaves(self.data)[0].shape[0]
+
+
+def init(capacity: int, example: Any) -> Buffer:
+    """An empty buffer whose slots have the shapes and dtypes of ``example``."""
+    _checks.positive_int("capacity", capacity)
+    data = jax.tree_util.tree_map(
+        lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example)
+    return Buffer(data, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
+
+
+def add(buffer: Buffer, transition: Any) -> Buffer:
+    """Write one transition at the pointer, overwriting the oldest when full."""
+    cap = buffer.capacity
+    data = jax.tree_util.tree_map(lambda d, x: d.at[buffer.pointer].set(x), buffer.data,
+                                  transition)
+    return Buffer(data, (buffer.pointer + 1) % cap, jnp.minimum(buffer.size + 1, cap))
+
+
+def add_batch(buffer: Buffer, transitions: Any) -> Buffer:
+    """Write a batch of transitions (leading axis) in order."""
+    n = jax.tree_util.tree_leaves(transitions)[0].shape[0]
+    cap = buffer.capacity
+    idx = (buffer.pointer + jnp.arange(n)) % cap
+    data = jax.tree_util.tree_map(lambda d, x: d.at[idx].set(x), buffer.data, transitions)
+    return Buffer(data, (buffer.pointer + n) % cap, jnp.minimum(buffer.size + n, cap))
+
+
+def sample(key: jax.Array, buffer: Buffer, batch_size: int) -> Any:
+    """``batch_size`` transitions drawn uniformly with replacement from the filled slots."""
+    _checks.positive_int("batch_size", batch_size)
+    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
+    return jax.tree_util.tree_map(lambda d: d[idx], buffer.data)

@@ -1,0 +1,119 @@
+"""The book as a test: a cold build executes every cell and fails naming chapter and cell."""
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from rlbook import book
+
+ROOT = Path(__file__).resolve().parents[1]
+
+HEADER = textwrap.dedent("""\
+    ---
+    jupytext:
+      text_representation:
+        extension: .md
+        format_name: myst
+    kernelspec:
+      display_name: Python 3
+      language: python
+      name: python3
+    ---
+    """)
+
+
+def make_book(tmp: Path, pages: dict[str, str]) -> Path:
+    """A throw-away book with this book's configuration and the given pages."""
+    shutil.copy(ROOT / "_config.yml", tmp / "_config.yml")
+    (tmp / "book").mkdir()
+    shutil.copytree(ROOT / "book" / "_ext", tmp / "book" / "_ext")
+    shutil.copy(ROOT / "book" / "references.bib", tmp / "book" / "references.bib")
+    for name, text in pages.items():
+        (tmp / "book" / f"{name}.md").write_text(text)
+    names = list(pages)
+    toc = f"format: jb-book\nroot: book/{names[0]}\nchapters:\n"
+    toc += "".join(f"  - file: book/{n}\n" for n in names[1:])
+    (tmp / "_toc.yml").write_text(toc)
+    return tmp
+
+
+@pytest.mark.book
+def test_the_book_builds_with_every_cell_executed(built_book):
+    assert built_book.ok, "the book failed to build:\n" + "\n".join(built_book.failures)
+    html = ROOT / "_build" / "html"
+    for page in ("index", "book/intro", "book/notation", "book/execution", "book/bibliography"):
+        assert (html / f"{page}.html").exists(), page
+    # Every executable chapter ran successfully in this build (not taken from an old cache).
+    times = book.execution_times(ROOT)
+    executable = [str(c) for c in book.chapters(ROOT) if book.is_notebook(ROOT / c)]
+    missing = sorted(set(executable) - set(times))
+    assert not missing, f"chapters with no successful execution record: {missing}"
+
+
+@pytest.mark.book
+def test_a_failing_check_fails_the_build_and_names_chapter_and_cell(tmp_path):
+    pages = {
+        "intro": "# A throw-away book\n\nNothing to execute here.\n",
+        "broken": HEADER + textwrap.dedent("""\
+            # A chapter whose check fails
+
+            ```{code-cell} ipython3
+            x = 1 + 1
+            ```
+
+            ```{code-cell} ipython3
+            assert x == 3, "a false claim"
+            ```
+            """),
+        "noisy": HEADER + textwrap.dedent("""\
+            # A chapter that writes to stderr
+
+            ```{code-cell} ipython3
+            import sys
+            print("something went wrong", file=sys.stderr)
+            ```
+            """),
+    }
+    result = book.build(make_book(tmp_path, pages), cold=True, quiet=True)
+    assert not result.ok
+    report = "\n".join(result.failures)
+    assert "book/broken.md: code cell 2 (`assert x == 3" in report, report
+    assert "AssertionError: a false claim" in report, report
+    assert "noisy" in report and "stderr" in report, report
+
+
+def test_the_cache_is_keyed_on_the_code(tmp_path):
+    (tmp_path / "code" / "rlbook").mkdir(parents=True)
+    module = tmp_path / "code" / "rlbook" / "m.py"
+    module.write_text("x = 1\n")
+    (tmp_path / "requirements.txt").write_text("numpy==2.0\n")
+    assert book.prepare_cache(tmp_path, cold=False) == "no cache yet"
+    assert book.prepare_cache(tmp_path, cold=False) == ""
+    module.write_text("x = 2\n")
+    assert "changed" in book.prepare_cache(tmp_path, cold=False)
+    assert book.prepare_cache(tmp_path, cold=False) == ""
+    (tmp_path / "requirements.txt").write_text("numpy==2.1\n")
+    assert "changed" in book.prepare_cache(tmp_path, cold=False)
+    assert book.prepare_cache(tmp_path, cold=True) == "cold build"
+
+
+def test_every_chapter_file_is_in_the_table_of_contents():
+    listed = {ROOT / c for c in book.chapters(ROOT)}
+    pages = {p for p in (ROOT / "book").rglob("*.md") if not any(x.startswith("_") for x in
+                                                                 p.relative_to(ROOT).parts)}
+    assert pages == listed, f"not in _toc.yml: {sorted(map(str, pages - listed))}"
+
+
+def test_notebooks_are_plain_ipynb_with_the_chapters_code(tmp_path):
+    written = book.notebooks(ROOT, tmp_path)
+    executable = [c for c in book.chapters(ROOT) if book.is_notebook(ROOT / c)]
+    assert len(written) == len(executable) > 0
+    for chapter, path in zip(executable, written):
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        source = [c.source for c in jupytext.read(ROOT / chapter).cells if c.cell_type == "code"]
+        assert [c.source for c in nb.cells if c.cell_type == "code"] == source
