@@ -118,3 +118,12 @@ def test_pendulum_dynamics_are_differentiable():
     eps = 1e-6
     fd = np.stack([(f(x + eps * e) - f(x - eps * e)) / (2 * eps) for e in np.eye(3)], axis=1)
     np.testing.assert_allclose(jac, fd, atol=1e-7)
+
+
+def test_observations_are_float32_even_with_x64_enabled():
+    for name in ("CartPole-v1", "Pendulum-v1"):
+        env, params = envs.make(name)
+        obs, state = env.reset(jax.random.PRNGKey(0), params)
+        action = 1 if name == "CartPole-v1" else jnp.array([0.3], jnp.float32)
+        obs2, _, step = env.step(jax.random.PRNGKey(1), state, action, params)
+        assert obs.dtype == obs2.dtype == step.next_obs.dtype == step.reward.dtype == jnp.float32

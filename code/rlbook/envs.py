@@ -17,6 +17,10 @@ pytrees (``NamedTuple``), so ``reset`` and ``step`` are pure functions that
     the raw dynamics with no time limit and no reset, for derivations.
     Pendulum's is differentiable in state and action.
 
+States and observations are float32 from ``reset`` (as Gymnasium's observations),
+whatever ``jax_enable_x64`` says; ``step_env`` keeps the dtype of the state it is given,
+so derivations can step float64 states.
+
 ``CartPole`` is Gymnasium's ``CartPole-v1`` and ``Pendulum`` its ``Pendulum-v1``
 (tests step both against Gymnasium from the same states and actions).
 """
@@ -96,7 +100,7 @@ class CartPole:
         return CartPoleParams()
 
     def reset(self, key, params: CartPoleParams):
-        s = jax.random.uniform(key, (4,), minval=-0.05, maxval=0.05)
+        s = jax.random.uniform(key, (4,), jnp.float32, minval=-0.05, maxval=0.05)
         state = CartPoleState(s[0], s[1], s[2], s[3], jnp.asarray(0, jnp.int32))
         return self.observe(state), state
 
@@ -174,8 +178,8 @@ class Pendulum:
         return PendulumParams()
 
     def reset(self, key, params: PendulumParams):
-        high = jnp.array([jnp.pi, 1.0])
-        s = jax.random.uniform(key, (2,), minval=-high, maxval=high)
+        high = jnp.array([jnp.pi, 1.0], jnp.float32)
+        s = jax.random.uniform(key, (2,), jnp.float32, minval=-high, maxval=high)
         state = PendulumState(s[0], s[1], jnp.asarray(0, jnp.int32))
         return self.observe(state), state
 
