@@ -1,6 +1,9 @@
 # The book's commands. Everything runs inside .venv, made from the lock.
 #   make book       build _build/html, every cell executed (cached locally)
-#   make test       unit tests, then a cold build of the book as a test
+#   make test       unit tests, a cold build of the book as a test, the built book in
+#                   headless Chromium (Debian's `chromium` package), a re-execution
+#                   of every chapter that must give the same outputs
+#   make reproduce  execute every chapter twice from scratch and compare the outputs
 #   make bench      a cold build's execution time per chapter (_build/bench.json)
 #   make notebooks  every chapter as a plain .ipynb in _build/notebooks
 #   make lock       regenerate requirements.txt from pyproject.toml
@@ -12,6 +15,11 @@ UV       := $(BIN)/uv
 UV_VERSION := 0.13.9
 STAMP    := $(VENV)/.installed
 CHAPTERS := $(shell find book -name '*.md' -not -path '*/_*')
+# The browser test serves MathJax from here in place of the CDN the pages name
+# (the test machine has no network); npm fetches this pinned release once.
+MATHJAX_VERSION := 3.2.2
+MATHJAX  := _build/mathjax/.version-$(MATHJAX_VERSION)
+SKIPPED  := _build/browser-skipped.txt
 
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
@@ -32,8 +40,20 @@ $(STAMP): requirements.txt pyproject.toml | $(UV)
 book: $(STAMP)
 	$(BIN)/python -m rlbook.book
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+test: $(STAMP) $(MATHJAX)
+	@rm -f $(SKIPPED)
+	$(BIN)/python -m pytest || status=$$?; \
+	if [ -f $(SKIPPED) ]; then echo; cat $(SKIPPED); fi; exit $${status:-0}
+
+reproduce: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/test_reproducible.py
+
+$(MATHJAX):
+	@command -v npm >/dev/null && rm -rf _build/mathjax && mkdir -p _build/mathjax && \
+	  npm pack --silent --pack-destination _build/mathjax mathjax@$(MATHJAX_VERSION) >/dev/null && \
+	  tar -xzf _build/mathjax/mathjax-$(MATHJAX_VERSION).tgz -C _build/mathjax --strip-components=1 && \
+	  rm _build/mathjax/mathjax-$(MATHJAX_VERSION).tgz && touch $@ || \
+	  echo "Could not fetch MathJax $(MATHJAX_VERSION) with npm: the browser test will be skipped."
 
 bench: $(STAMP)
 	$(BIN)/python -m rlbook.book --cold --bench
