@@ -15,11 +15,7 @@ UV       := $(BIN)/uv
 UV_VERSION := 0.13.9
 STAMP    := $(VENV)/.installed
 CHAPTERS := $(shell find book -name '*.md' -not -path '*/_*')
-# The browser test serves MathJax from here in place of the CDN the pages name
-# (the test machine has no network); npm fetches this pinned release once.
-MATHJAX_VERSION := 3.2.2
-MATHJAX  := _build/mathjax/.version-$(MATHJAX_VERSION)
-SKIPPED  := _build/browser-skipped.txt
+SKIPPED  := _build/browser-skipped.txt  # written when the browser test was skipped
 
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
@@ -40,20 +36,13 @@ $(STAMP): requirements.txt pyproject.toml | $(UV)
 book: $(STAMP)
 	$(BIN)/python -m rlbook.book
 
-test: $(STAMP) $(MATHJAX)
+test: $(STAMP)
 	@rm -f $(SKIPPED)
 	$(BIN)/python -m pytest || status=$$?; \
 	if [ -f $(SKIPPED) ]; then echo; cat $(SKIPPED); fi; exit $${status:-0}
 
 reproduce: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/test_reproducible.py
-
-$(MATHJAX):
-	@command -v npm >/dev/null && rm -rf _build/mathjax && mkdir -p _build/mathjax && \
-	  npm pack --silent --pack-destination _build/mathjax mathjax@$(MATHJAX_VERSION) >/dev/null && \
-	  tar -xzf _build/mathjax/mathjax-$(MATHJAX_VERSION).tgz -C _build/mathjax --strip-components=1 && \
-	  rm _build/mathjax/mathjax-$(MATHJAX_VERSION).tgz && touch $@ || \
-	  echo "Could not fetch MathJax $(MATHJAX_VERSION) with npm: the browser test will be skipped."
 
 bench: $(STAMP)
 	$(BIN)/python -m rlbook.book --cold --bench

@@ -22,9 +22,9 @@ The search page must find each chapter by a word of it, and every internal link 
 the whole built site must resolve (external links are listed in
 ``_build/external-links.txt``, never fetched).
 
-The pages load MathJax from a CDN; the test machine has no network, so requests for
-it are answered from ``_build/mathjax`` (MathJax's own npm release, fetched by
-``make test``). Every other request off the loopback server is refused and reported.
+The book is self-contained (MathJax is served from its ``_static``): every request
+off the loopback server is refused and reported, so a page that needs the network
+to render fails here as it would for a reader offline.
 
 ``tests/fixtures/broken_book`` is a small book whose pages are each broken in one of
 those ways, and which the `-W -n` build accepts; ``test_the_checks_fail_on_broken_pages``
@@ -84,7 +84,7 @@ class Site:
         self._context = None
 
     def context(self, browser):
-        """The browser context that reads this site: MathJax's CDN answered from disk."""
+        """The browser context that reads this site; nothing off the site is fetched."""
         if self._context is None:
             self._context = browser.new_context(viewport={"width": 1280, "height": 900})
             # Only requests off the loopback site reach Python (a pattern the driver evaluates).
@@ -167,8 +167,6 @@ def is_external(link: str) -> bool:
 # --------------------------------------------------------------------------- the browser
 
 CHROMIUM = Path(os.environ.get("RLBOOK_CHROMIUM", "/usr/bin/chromium"))
-MATHJAX = ROOT / "_build" / "mathjax" / "es5"
-MATHJAX_URL = re.compile(r"^https?://[^/]+/npm/mathjax@3[^/]*/es5/(?P<file>[^?#]+)")
 CHROMIUM_ARGS = [
     # as root in a container, without a GPU, and quiet on a machine with no network
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
@@ -187,10 +185,6 @@ def missing_requirements() -> str | None:
         return "Playwright's Python package is missing from .venv: run `make venv`"
     if not CHROMIUM.is_file():
         return f"Chromium was not found at {CHROMIUM}: {INSTALL}"
-    if not (MATHJAX / "tex-mml-chtml.js").is_file():
-        return ("MathJax was not found under _build/mathjax (the pages' MathJax comes from a CDN, "
-                "which the test replaces by a local copy): `make test` fetches it with npm, or run "
-                "`make _build/mathjax/.version-3.2.2`")
     return None
 
 
@@ -217,16 +211,12 @@ def site(built_book, browser):
 
 
 def _route(external: list[str]):
-    """For requests off the site: MathJax's CDN comes from disk, nothing else leaves."""
+    """Requests off the site are refused (the machine has no network) and recorded."""
 
     def handle(route):
         url = route.request.url
         if url.startswith(("data:", "blob:")):
             return route.continue_()
-        m = MATHJAX_URL.match(url)
-        if m and (MATHJAX / m["file"]).resolve().is_relative_to(MATHJAX.resolve()) \
-                and (MATHJAX / m["file"]).is_file():
-            return route.fulfill(path=MATHJAX / m["file"])
         external.append(url)
         return route.abort()
 
