@@ -511,7 +511,8 @@ def test_every_internal_link_of_the_site_resolves(built_book):
 EXPECTED = {  # page of the fixture book -> what the checks must report
     "book/good": None,
     "book/broken_math": ["undefined macro \\Expect", "raw $$ left in the visible text"],
-    "book/broken_image": ["image did not load: ../_images/broken.png"],
+    "book/broken_image": ["image did not load: ../_images/broken.png",
+                          "code cell 1 makes a figure but shows none"],
     "book/broken_algorithm": ["{prf:algorithm} #broken-alg-empty", "the block is empty"],
     "book/unexecuted_download": ["the downloaded notebook was not executed"],
     "book/dead_download": ["the notebook link ../_sources/book/dead_download.ipynb returns HTTP 404"],
