@@ -15,7 +15,8 @@ UV       := $(BIN)/uv
 UV_VERSION := 0.13.9
 STAMP    := $(VENV)/.installed
 CHAPTERS := $(shell find book -name '*.md' -not -path '*/_*')
-SKIPPED  := _build/browser-skipped.txt  # written when the browser test was skipped
+# Written by tests/conftest.py when the browser test was skipped (no Chromium).
+SKIPPED  := _build/browser-skipped.txt
 
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
