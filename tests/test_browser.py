@@ -256,7 +256,8 @@ _MATH = """async () => {
       const message = (mml.match(/<mtext>([^<]*)<\\/mtext>/) || [])[1] || 'MathJax error';
       result.errors.push(message + ' in ' + item.math.trim().slice(0, 80));
     } else if (undefinedMacro) {
-      result.errors.push('undefined macro ' + undefinedMacro[1] + ' in ' + item.math.trim().slice(0, 80));
+      result.errors.push('undefined macro ' + undefinedMacro[1] + ' in '
+                         + item.math.trim().slice(0, 80));
     }
   }
   return result;
@@ -476,10 +477,10 @@ def test_search_finds_the_chapter_by_a_word_in_it(browser, site, page):
     try:
         tab.goto(site.url + f"search.html?q={word}", wait_until="load")
         summary = tab.locator("#search-results p.search-summary")
-        tab.wait_for_function(
-            "() => document.querySelector('#search-results p.search-summary')?.innerText", timeout=20000)
-        found = [urlsplit(h).path.lstrip("/") for h in
-                 tab.eval_on_selector_all("#search-results ul.search a", "as => as.map(a => a.href)")]
+        tab.wait_for_function("() => document.querySelector("
+                              "'#search-results p.search-summary')?.innerText", timeout=20000)
+        hrefs = tab.eval_on_selector_all("#search-results ul.search a", "as => as.map(a => a.href)")
+        found = [urlsplit(h).path.lstrip("/") for h in hrefs]
         assert f"{page}.html" in found, (f"searching for {word!r} (a word of {page}) found "
                                          f"{found or 'nothing'}: {summary.inner_text()!r}")
     finally:
@@ -515,7 +516,8 @@ EXPECTED = {  # page of the fixture book -> what the checks must report
                           "code cell 1 makes a figure but shows none"],
     "book/broken_algorithm": ["{prf:algorithm} #broken-alg-empty", "the block is empty"],
     "book/unexecuted_download": ["the downloaded notebook was not executed"],
-    "book/dead_download": ["the notebook link ../_sources/book/dead_download.ipynb returns HTTP 404"],
+    "book/dead_download": ["the notebook link ../_sources/book/dead_download.ipynb "
+                           "returns HTTP 404"],
 }
 
 
