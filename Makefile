@@ -1,6 +1,9 @@
 # The book's commands. Everything runs inside .venv, made from the lock.
 #   make book       build _build/html, every cell executed (cached locally)
-#   make test       unit tests, then a cold build of the book as a test
+#   make test       unit tests, a cold build of the book as a test, the built book in
+#                   headless Chromium (Debian's `chromium` package), a re-execution
+#                   of every chapter that must give the same outputs
+#   make reproduce  execute every chapter twice from scratch and compare the outputs
 #   make bench      a cold build's execution time per chapter (_build/bench.json)
 #   make notebooks  every chapter as a plain .ipynb in _build/notebooks
 #   make lock       regenerate requirements.txt from pyproject.toml
@@ -12,6 +15,8 @@ UV       := $(BIN)/uv
 UV_VERSION := 0.13.9
 STAMP    := $(VENV)/.installed
 CHAPTERS := $(shell find book -name '*.md' -not -path '*/_*')
+# Written by tests/conftest.py when the browser test was skipped (no Chromium).
+SKIPPED  := _build/browser-skipped.txt
 
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
@@ -33,7 +38,12 @@ book: $(STAMP)
 	$(BIN)/python -m rlbook.book
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	@rm -f $(SKIPPED)
+	$(BIN)/python -m pytest || status=$$?; \
+	if [ -f $(SKIPPED) ]; then echo; cat $(SKIPPED); fi; exit $${status:-0}
+
+reproduce: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/test_reproducible.py
 
 bench: $(STAMP)
 	$(BIN)/python -m rlbook.book --cold --bench

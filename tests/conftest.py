@@ -1,8 +1,15 @@
+import os
+from pathlib import Path
+
 import jax
 import pytest
 
 # Unit tests check exact identities to tight tolerances: double precision throughout.
 jax.config.update("jax_enable_x64", True)
+
+ROOT = Path(__file__).resolve().parents[1]
+# Written when the browser test could not run, so that `make test` says so at its end.
+BROWSER_SKIPPED = ROOT / "_build" / "browser-skipped.txt"
 
 
 @pytest.fixture
@@ -10,13 +17,52 @@ def key():
     return jax.random.PRNGKey(0)
 
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+@pytest.fixture(scope="session")
+def built_book():
+    """A cold build of the whole book into _build/html, shared by every test that reads it.
+
+    ``RLBOOK_TEST_BUILT=1`` takes the ``_build/html`` already there (from
+    ``python -m rlbook.book``) instead: for working on the tests that read the built book.
+    """
+    from rlbook import book
+
+    if os.environ.get("RLBOOK_TEST_BUILT") == "1" and (ROOT / "_build/html/index.html").exists():
+        return book.BuildResult(0, "", 0.0)
+    result = book.build(ROOT, cold=not book.reuse_cache(), quiet=True)
+    return result
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="session")
-def built_book():
-    """A cold build of the whole book into _build/html, shared by every test that reads it."""
-    from rlbook import book
+def browser_unavailable():
+    """Call with the reason the browser test cannot run: a skip locally, a failure in CI."""
 
-    result = book.build(ROOT, cold=not book.reuse_cache(), quiet=True)
-    return result
+    def give_up(reason: str):
+        if _in_ci():
+            pytest.fail(f"the browser test cannot run in CI: {reason}", pytrace=False)
+        BROWSER_SKIPPED.parent.mkdir(parents=True, exist_ok=True)
+        BROWSER_SKIPPED.write_text(
+            "The browser test of the rendered book was SKIPPED:\n"
+            f"  {reason}\n"
+            "  Then run `make test` again (CI installs Chromium itself: see .ci/run).\n")
+        pytest.skip(reason)
+
+    return give_up
+
+
+EXTERNAL_LINKS = ROOT / "_build" / "external-links.txt"  # written by tests/test_browser.py
+
+
+def pytest_sessionstart(session):
+    BROWSER_SKIPPED.unlink(missing_ok=True)
+    EXTERNAL_LINKS.unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if EXTERNAL_LINKS.exists():
+        n = len(EXTERNAL_LINKS.read_text().splitlines())
+        terminalreporter.write_line(f"external links of the built book (listed, not fetched): {n}, "
+                                    f"in {EXTERNAL_LINKS.relative_to(ROOT)}")

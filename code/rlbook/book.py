@@ -38,6 +38,10 @@ __all__ = ["chapters", "code_hash", "build", "BuildResult", "execute_chapter", "
 CACHE_DIR = Path("_build") / ".jupyter_cache"
 HASH_FILE = Path("_build") / ".rlbook-code-hash"
 JB_ARGS = ["-W", "-n", "--keep-going"]
+# The kernels that execute chapters draw figures inline, as in Jupyter: with any other
+# backend (Agg, which `make` exports for the unit tests) a figure is never displayed,
+# and the page shows none.
+KERNEL_MPLBACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def chapters(root: Path | str = ".") -> list[Path]:
@@ -121,6 +125,11 @@ def prepare_cache(root: Path, cold: bool) -> str:
     return reason
 
 
+def kernel_env() -> dict[str, str]:
+    """The environment chapters execute in, in the build and on their own."""
+    return dict(os.environ, MPLBACKEND=KERNEL_MPLBACKEND, PYTHONHASHSEED="0", NO_COLOR="1")
+
+
 @dataclass
 class BuildResult:
     returncode: int
@@ -198,7 +207,7 @@ def build(root: Path | str = ".", *, cold: bool = False, quiet: bool = False) ->
         print(f"rlbook.book: executing every chapter ({reason})", flush=True)
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb), "build", str(root), "--all", *JB_ARGS]
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", NO_COLOR="1")
+    env = kernel_env()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -218,9 +227,14 @@ def build(root: Path | str = ".", *, cold: bool = False, quiet: bool = False) ->
     return result
 
 
-def execute_chapter(path: Path | str, *, timeout: int = 600) -> float:
-    """Execute one chapter in a fresh kernel (no Sphinx); raise naming the failing cell."""
+def execute_chapter(path: Path | str, *, timeout: int = 600, out: Path | str | None = None
+                    ) -> float:
+    """Execute one chapter in a fresh kernel (no Sphinx); raise naming the failing cell.
+
+    With ``out``, the executed notebook is written there.
+    """
     import jupytext
+    import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -230,7 +244,7 @@ def execute_chapter(path: Path | str, *, timeout: int = 600) -> float:
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     t0 = time.perf_counter()
     try:
-        client.execute()
+        client.execute(env=kernel_env())
     except CellExecutionError as exc:
         code = [c for c in nb.cells if c.cell_type == "code"]
         idx = next((i for i, c in enumerate(code, 1)
@@ -240,7 +254,10 @@ def execute_chapter(path: Path | str, *, timeout: int = 600) -> float:
         for o in c.get("outputs", []):
             if o.get("output_type") == "stream" and o.get("name") == "stderr":
                 raise RuntimeError(f"{path}: code cell {i} wrote to stderr:\n{o['text'][:2000]}")
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if out is not None:
+        nbformat.write(nb, out)
+    return seconds
 
 
 def notebooks(root: Path | str = ".", out: Path | str | None = None) -> list[Path]:
