@@ -86,7 +86,9 @@ def test_a_failing_check_fails_the_build_and_names_chapter_and_cell(tmp_path):
     assert "noisy" in report and "stderr" in report, report
 
 
-def test_the_cache_is_keyed_on_the_code(tmp_path):
+def test_the_cache_is_keyed_on_the_code(tmp_path, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)  # in CI every build is cold by design
+    monkeypatch.delenv("RLBOOK_REUSE_CACHE", raising=False)
     (tmp_path / "code" / "rlbook").mkdir(parents=True)
     module = tmp_path / "code" / "rlbook" / "m.py"
     module.write_text("x = 1\n")
