@@ -11,6 +11,8 @@ module               holds
                      iteration, exact evaluation, visitation, occupancy, J(π)
 ``envs``             CartPole-v1 and Pendulum-v1 in JAX, faithful to Gymnasium
 ``distributions``    sample, log-prob, entropy and KL of the book's distributions
+``estimators``       score-function, reparameterization and naive gradient
+                     estimators of ∇_θ E_{x∼p(x;θ)}[f(x, θ)]; control variates
 ``nets``             multilayer perceptrons in plain JAX
 ``replay``           a replay buffer as a fixed-size pytree
 ``plotting``         shared figure helpers (the only module importing matplotlib)

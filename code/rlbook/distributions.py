@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rlbook import _checks
 
@@ -23,6 +24,22 @@ __all__ = [
     "gaussian_log_prob",
     "gaussian_entropy",
     "gaussian_kl",
+    "logits_from_probs",
+    "mvn_sample",
+    "mvn_log_prob",
+    "mvn_entropy",
+    "mvn_kl",
+    "truncated_normal_icdf",
+    "truncated_normal_sample",
+    "truncated_normal_log_prob",
+    "truncated_normal_entropy",
+    "kumaraswamy_icdf",
+    "kumaraswamy_sample",
+    "kumaraswamy_log_prob",
+    "kumaraswamy_entropy",
+    "gumbel_max_sample",
+    "gumbel_softmax_sample",
+    "gumbel_softmax_log_prob",
 ]
 
 _LOG_2PI = jnp.log(2.0 * jnp.pi)
@@ -97,3 +114,235 @@ def gaussian_kl(mean_p, log_std_p, mean_q, log_std_q) -> jax.Array:
     var_p, var_q = jnp.exp(2 * log_std_p), jnp.exp(2 * log_std_q)
     kl = log_std_q - log_std_p + (var_p + (mean_p - mean_q) ** 2) / (2 * var_q) - 0.5
     return jnp.sum(jnp.broadcast_to(kl, jnp.broadcast_shapes(jnp.shape(mean_p), jnp.shape(mean_q))))
+
+
+# ------------------------------------------------------------------ reparameterizable families
+#
+# Beyond the diagonal Gaussian: each sampler below is a map x = g(ε; θ) of noise ε
+# that does not depend on θ, so it is differentiable in the parameters (the estimators
+# chapter, section est-reparameterization). The inverse-CDF maps are public so that a chapter
+# can differentiate g itself and check the change-of-variables formula
+# p(x; θ) = q(ε) |det ∂g/∂ε|⁻¹.
+
+
+def logits_from_probs(probs: jax.Array) -> jax.Array:
+    """log p: logits of a categorical given by probabilities p of shape [K] (summing to 1)."""
+    _checks.ndim("probs", probs, 1)
+    _checks.probabilities("probs", probs)
+    return jnp.log(probs)
+
+
+def _check_scale_tril(mean, scale_tril):
+    _checks.ndim("mean", mean, 1)
+    d = jnp.shape(mean)[0]
+    if jnp.shape(scale_tril) != (d, d):
+        raise ValueError(f"scale_tril must have shape {(d, d)} to match mean, "
+                         f"got {jnp.shape(scale_tril)}")
+    if _checks.is_concrete(scale_tril):
+        L = np.asarray(scale_tril)
+        _checks.positive("scale_tril's diagonal", np.diag(L))
+        if np.any(np.triu(L, 1) != 0):
+            raise ValueError("scale_tril must be lower triangular (entries above the diagonal are nonzero)")
+
+
+def mvn_sample(key: jax.Array, mean: jax.Array, scale_tril: jax.Array) -> jax.Array:
+    """x = μ + L ε with ε ∼ N(0, I_D): a draw of N(μ, Σ = L Lᵀ), reparameterized in μ and L.
+
+    ``mean`` has shape [D]; ``scale_tril`` is the lower-triangular Cholesky factor L of the
+    covariance, shape [D, D], with a positive diagonal. Kingma and Welling (2014);
+    Rezende, Mohamed and Wierstra (2014).
+    """
+    _check_scale_tril(mean, scale_tril)
+    eps = jax.random.normal(key, jnp.shape(mean), jnp.result_type(mean, scale_tril))
+    return mean + scale_tril @ eps
+
+
+def mvn_log_prob(mean: jax.Array, scale_tril: jax.Array, x: jax.Array) -> jax.Array:
+    """log N(x; μ, L Lᵀ) = −½ ‖L⁻¹(x − μ)‖² − Σ_i log L_ii − (D/2) log 2π."""
+    _check_scale_tril(mean, scale_tril)
+    if jnp.shape(x) != jnp.shape(mean):
+        raise ValueError(f"x must have the shape of mean {jnp.shape(mean)}, got {jnp.shape(x)}")
+    z = jax.scipy.linalg.solve_triangular(scale_tril, x - mean, lower=True)
+    log_det = jnp.sum(jnp.log(jnp.diag(scale_tril)))
+    return -0.5 * jnp.sum(z**2) - log_det - 0.5 * mean.shape[0] * _LOG_2PI
+
+
+def mvn_entropy(mean: jax.Array, scale_tril: jax.Array) -> jax.Array:
+    """H = Σ_i log L_ii + (D/2)(1 + log 2π)."""
+    _check_scale_tril(mean, scale_tril)
+    return jnp.sum(jnp.log(jnp.diag(scale_tril))) + 0.5 * mean.shape[0] * (1.0 + _LOG_2PI)
+
+
+def mvn_kl(mean_p, scale_tril_p, mean_q, scale_tril_q) -> jax.Array:
+    """KL(N(μ_p, Σ_p) ‖ N(μ_q, Σ_q)) = ½[tr(Σ_q⁻¹Σ_p) + ‖L_q⁻¹(μ_q − μ_p)‖² − D + log det Σ_q/det Σ_p]."""
+    _check_scale_tril(mean_p, scale_tril_p)
+    _check_scale_tril(mean_q, scale_tril_q)
+    if jnp.shape(mean_p) != jnp.shape(mean_q):
+        raise ValueError(f"mean_q must have the shape of mean_p {jnp.shape(mean_p)}, "
+                         f"got {jnp.shape(mean_q)}")
+    solve = jax.scipy.linalg.solve_triangular
+    m = solve(scale_tril_q, scale_tril_p, lower=True)          # L_q⁻¹ L_p
+    z = solve(scale_tril_q, mean_q - mean_p, lower=True)
+    log_det = jnp.sum(jnp.log(jnp.diag(scale_tril_q))) - jnp.sum(jnp.log(jnp.diag(scale_tril_p)))
+    return 0.5 * (jnp.sum(m**2) + jnp.sum(z**2) - mean_p.shape[0]) + log_det
+
+
+def _check_truncated_normal(loc, scale, low, high):
+    _checks.positive("scale", scale)
+    for name, v in (("loc", loc), ("low", low), ("high", high)):
+        if jnp.ndim(v) != 0:
+            raise ValueError(f"{name} must be a scalar, got shape {jnp.shape(v)}")
+    if jnp.ndim(scale) != 0:
+        raise ValueError(f"scale must be a scalar, got shape {jnp.shape(scale)}")
+    if _checks.is_concrete(low) and _checks.is_concrete(high):
+        if not (np.asarray(low) < np.asarray(high)) or np.isnan(low) or np.isnan(high):
+            raise ValueError(f"low must be < high, got low={float(low)}, high={float(high)}")
+
+
+def _truncated_normal_standard(loc, scale, low, high):
+    """Standardized bounds α, β, mirrored into the left tail where Φ is accurate.
+
+    Returns (sign, a, b, Φ(a), Z = Φ(b) − Φ(a)) with (a, b) = (α, β) when sign = 1 and
+    (−β, −α) when sign = −1 (bounds in the right tail), so that z = sign · Φ⁻¹(...)."""
+    alpha, beta = (low - loc) / scale, (high - loc) / scale
+    flip = alpha + beta > 0
+    sign = jnp.where(flip, -1.0, 1.0)
+    a = jnp.where(flip, -beta, alpha)
+    b = jnp.where(flip, -alpha, beta)
+    cdf_a, cdf_b = jax.scipy.special.ndtr(a), jax.scipy.special.ndtr(b)
+    return sign, a, b, cdf_a, cdf_b - cdf_a
+
+
+def truncated_normal_icdf(loc, scale, low, high, u: jax.Array) -> jax.Array:
+    """x = μ + σ Φ⁻¹(Φ(α) + u (Φ(β) − Φ(α))), α = (low − μ)/σ, β = (high − μ)/σ.
+
+    The inverse CDF of N(μ, σ²) truncated to [low, high], at u ∈ (0, 1): a draw when
+    u ∼ U(0, 1). Bounds in the right tail are mirrored to the left, where Φ keeps its
+    relative precision. ``low`` may be −∞ and ``high`` +∞.
+    """
+    _check_truncated_normal(loc, scale, low, high)
+    sign, a, b, cdf_a, mass = _truncated_normal_standard(loc, scale, low, high)
+    # In mirrored coordinates u ↦ 1 − u keeps the map increasing in u.
+    v = jnp.where(sign > 0, u, 1.0 - u)
+    z = jnp.clip(jax.scipy.special.ndtri(cdf_a + v * mass), a, b)
+    return loc + scale * sign * z
+
+
+def truncated_normal_sample(key: jax.Array, loc, scale, low, high) -> jax.Array:
+    """A draw of N(μ = loc, σ² = scale²) truncated to [low, high] through the inverse CDF
+    (:func:`truncated_normal_icdf` at u ∼ U(0, 1)): reparameterized in all four parameters."""
+    _check_truncated_normal(loc, scale, low, high)
+    dtype = jnp.result_type(loc, scale, low, high, float)
+    tiny = jnp.finfo(dtype).tiny
+    u = jax.random.uniform(key, (), dtype, minval=tiny, maxval=1.0)
+    return truncated_normal_icdf(loc, scale, low, high, u)
+
+
+def truncated_normal_log_prob(loc, scale, low, high, x: jax.Array) -> jax.Array:
+    """log p(x) = log φ((x − μ)/σ) − log σ − log(Φ(β) − Φ(α)) on [low, high], −∞ outside."""
+    _check_truncated_normal(loc, scale, low, high)
+    _, _, _, _, mass = _truncated_normal_standard(loc, scale, low, high)
+    z = (x - loc) / scale
+    logp = -0.5 * z**2 - 0.5 * _LOG_2PI - jnp.log(scale) - jnp.log(mass)
+    return jnp.where((x >= low) & (x <= high), logp, -jnp.inf)
+
+
+def truncated_normal_entropy(loc, scale, low, high) -> jax.Array:
+    """H = log(√(2πe) σ Z) + (α φ(α) − β φ(β)) / (2Z), Z = Φ(β) − Φ(α); αφ(α) = 0 at α = ±∞."""
+    _check_truncated_normal(loc, scale, low, high)
+    _, _, _, _, mass = _truncated_normal_standard(loc, scale, low, high)
+    alpha, beta = (low - loc) / scale, (high - loc) / scale
+
+    def t_phi(t):
+        finite = jnp.isfinite(t)
+        t0 = jnp.where(finite, t, 0.0)
+        return jnp.where(finite, t0 * jnp.exp(-0.5 * t0**2 - 0.5 * _LOG_2PI), 0.0)
+
+    return (0.5 * (_LOG_2PI + 1.0) + jnp.log(scale) + jnp.log(mass)
+            + (t_phi(alpha) - t_phi(beta)) / (2.0 * mass))
+
+
+def _check_kumaraswamy(a, b):
+    _checks.positive("a", a)
+    _checks.positive("b", b)
+
+
+def kumaraswamy_icdf(a, b, u: jax.Array) -> jax.Array:
+    """x = (1 − (1 − u)^{1/b})^{1/a}: the inverse of F(x) = 1 − (1 − x^a)^b on (0, 1).
+
+    Computed in logs, x = exp(log(−expm1(log1p(−u)/b)) / a), for precision near 0 and 1.
+    Kumaraswamy (1980); as a reparameterizable stand-in for the Beta, Nalisnick and Smyth (2017).
+    """
+    _check_kumaraswamy(a, b)
+    return jnp.exp(jnp.log(-jnp.expm1(jnp.log1p(-u) / b)) / a)
+
+
+def kumaraswamy_sample(key: jax.Array, a, b) -> jax.Array:
+    """A draw of Kumaraswamy(a, b) through the inverse CDF at u ∼ U(0, 1): reparameterized in a, b.
+
+    ``a`` and ``b`` (both > 0) broadcast; the draw has their broadcast shape."""
+    _check_kumaraswamy(a, b)
+    shape = jnp.broadcast_shapes(jnp.shape(a), jnp.shape(b))
+    dtype = jnp.result_type(a, b, float)
+    u = jax.random.uniform(key, shape, dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0)
+    return kumaraswamy_icdf(a, b, u)
+
+
+def kumaraswamy_log_prob(a, b, x: jax.Array) -> jax.Array:
+    """log p(x) = log a + log b + (a − 1) log x + (b − 1) log(1 − x^a), x ∈ (0, 1)."""
+    _check_kumaraswamy(a, b)
+    log_x = jnp.log(x)
+    return jnp.log(a) + jnp.log(b) + (a - 1) * log_x + (b - 1) * jnp.log(-jnp.expm1(a * log_x))
+
+
+def kumaraswamy_entropy(a, b) -> jax.Array:
+    """H = (1 − 1/b) + (1 − 1/a) H_b − log(ab), H_b = ψ(b + 1) + γ the b-th harmonic number."""
+    _check_kumaraswamy(a, b)
+    harmonic = jax.scipy.special.digamma(b + 1.0) + jnp.euler_gamma
+    return (1.0 - 1.0 / b) + (1.0 - 1.0 / a) * harmonic - jnp.log(a * b)
+
+
+def gumbel_max_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
+    """a = argmax_k (θ_k + G_k), G_k ∼ Gumbel(0, 1) i.i.d.: a draw of softmax(θ) (the Gumbel-max
+    trick, Gumbel (1954); the proof is the estimators chapter's theorem est-gumbel-max)."""
+    _checks.ndim("logits", logits, 1)
+    g = jax.random.gumbel(key, jnp.shape(logits), jnp.result_type(logits, float))
+    return jnp.argmax(logits + g)
+
+
+def _check_temperature(temperature):
+    _checks.positive("temperature", temperature)
+    if jnp.ndim(temperature) != 0:
+        raise ValueError(f"temperature must be a scalar, got shape {jnp.shape(temperature)}")
+
+
+def gumbel_softmax_sample(key: jax.Array, logits: jax.Array, temperature) -> jax.Array:
+    """y = softmax((θ + G)/τ), G_k ∼ Gumbel(0, 1): a point of the simplex, differentiable in θ.
+
+    The Gumbel-softmax (Jang, Gu and Poole, 2017) or Concrete (Maddison, Mnih and Teh, 2017)
+    relaxation of the one-hot Gumbel-max draw (τ → 0), with temperature τ > 0; shape [K].
+    The same key gives argmax y = :func:`gumbel_max_sample` for every τ.
+    """
+    _checks.ndim("logits", logits, 1)
+    _check_temperature(temperature)
+    g = jax.random.gumbel(key, jnp.shape(logits), jnp.result_type(logits, float))
+    return jax.nn.softmax((logits + g) / temperature)
+
+
+def gumbel_softmax_log_prob(logits: jax.Array, temperature, y: jax.Array) -> jax.Array:
+    """Log-density of the Concrete distribution on the simplex (Maddison, Mnih and Teh, 2017):
+
+    log p(y) = log (K−1)! + (K−1) log τ + Σ_k (θ_k − (τ+1) log y_k) − K logsumexp_k(θ_k − τ log y_k),
+
+    with respect to Lebesgue measure on the first K − 1 coordinates (y_K = 1 − Σ_{k<K} y_k).
+    Invariant to adding a constant to the logits θ.
+    """
+    _checks.ndim("logits", logits, 1)
+    _check_temperature(temperature)
+    if jnp.shape(y) != jnp.shape(logits):
+        raise ValueError(f"y must have the shape of logits {jnp.shape(logits)}, got {jnp.shape(y)}")
+    k = logits.shape[0]
+    log_y = jnp.log(y)
+    return (jax.scipy.special.gammaln(k) + (k - 1) * jnp.log(temperature)
+            + jnp.sum(logits - (temperature + 1.0) * log_y)
+            - k * jax.scipy.special.logsumexp(logits - temperature * log_y))
