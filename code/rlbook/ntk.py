@@ -413,7 +413,7 @@ def make_train(config: OfflineQConfig, mdp: mdp_lib.MDP, obs: jax.Array, dataset
     sizes = [obs.shape[1], *config.hidden, mdp.n_actions]
 
     def train(key, lr=None):
-        lr = config.lr if lr is None else lr
+        lr = jnp.asarray(config.lr if lr is None else lr, jnp.float32)   # training is float32
         k_init, k_steps = jax.random.split(key)
         params = nets.mlp_init(k_init, sizes)
 
