@@ -9,12 +9,15 @@ module               holds
 ===================  =========================================================
 ``mdp``              tabular MDPs as arrays: Garnet MDPs, T^π and T^*, value
                      iteration, exact evaluation, visitation, occupancy, J(π)
-``envs``             CartPole-v1 and Pendulum-v1 in JAX, faithful to Gymnasium
+``envs``             CartPole-v1 and Pendulum-v1 in JAX, faithful to Gymnasium;
+                     Baird's star and the two-state example as feature MDPs
 ``distributions``    sample, log-prob, entropy and KL of the book's distributions
 ``estimators``       score-function, reparameterization and naive gradient
                      estimators of ∇_θ E_{x∼p(x;θ)}[f(x, θ)]; control variates
 ``nets``             multilayer perceptrons in plain JAX
 ``replay``           a replay buffer as a fixed-size pytree
+``ntk``              empirical neural tangent kernels, the linearized TD
+                     update, its contraction modulus, PreQN
 ``plotting``         shared figure helpers (the only module importing matplotlib)
 ``book``             the build driver behind ``make book``, ``make bench`` and
                      ``make notebooks`` (not imported by chapters)

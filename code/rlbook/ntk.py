@@ -1,0 +1,443 @@
+r"""Empirical neural tangent kernels and the linearized picture of TD learning.
+
+After Achiam, Knight & Abbeel (2019), "Towards characterizing divergence in
+deep Q-learning" (the chapter ``td_divergence``, labels ``tdd-*``).
+
+A Q-function :math:`Q_\theta` evaluated on n state–action pairs is a vector in
+:math:`\R^n`; its Jacobian :math:`J = \partial Q_\theta / \partial\theta` has
+shape [n, p]. The semi-gradient update
+
+.. math::  \theta' = \theta + \alpha J^\top D_\rho\, \delta, \qquad \delta = \T Q_\theta - Q_\theta,
+
+moves the function, to first order in :math:`\theta' - \theta`, by
+
+.. math::  Q_{\theta'} - Q_\theta \approx \alpha K_\theta D_\rho\, \delta, \qquad K_\theta = J J^\top,
+
+where :math:`K_\theta` is the empirical neural tangent kernel (Jacot, Gabriel &
+Hongler 2018) and :math:`D_\rho = \operatorname{diag}(\rho)` the weights of the
+data distribution. This module computes those objects and the quantities the
+chapter's theorems are stated in:
+
+==============================  ==============================================
+``jacobian``, ``empirical_ntk``  J of shape [n, p] and K = J Jᵀ of shape [n, n]
+``linearized_step``              α K D_ρ δ, the first-order function-space step
+``semi_gradient_step``           θ + α Jᵀ D_ρ δ, by one vector–Jacobian product
+``contraction_modulus``          the sup-norm Lipschitz bound of
+                                 U(Q) = Q + α K D_ρ (T Q − Q) (theorem tdd-thm-contraction)
+``dominance_ratio``              max_i Σ_{j≠i} |K_ij| ρ_j / (K_ii ρ_i)
+``preqn_step``                   θ + α Jᵀ (K + λ I)⁻¹ δ, the preconditioned step (PreQN)
+``linear_td``                    A = Φᵀ D (I − γ P_π) Φ and b = Φᵀ D r_π of linear TD(0)
+``heavy_ball_rate``              the spectral radius of linearized heavy-ball TD
+``padded_mlp_init``              an MLP of any width ≤ a maximum, zero-padded, so
+                                 widths are a data axis that ``vmap`` can batch
+``OfflineQConfig``, ``make_train``  fitted Q-iteration on a fixed off-policy
+                                 dataset, semi-gradient (DQN-style) or PreQN
+==============================  ==============================================
+
+The parameter-space functions take a model ``f(params, *args) -> array``; its
+output is flattened to the vector of n values, and ``params`` to the vector θ of
+p scalars (``jax.flatten_util.ravel_pytree``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from rlbook import _checks, mdp as mdp_lib, nets
+
+__all__ = [
+    "jacobian",
+    "empirical_ntk",
+    "linearized_step",
+    "semi_gradient_step",
+    "contraction_modulus",
+    "dominance_ratio",
+    "preqn_direction",
+    "preqn_step",
+    "linear_td",
+    "heavy_ball_rate",
+    "padded_mlp_init",
+    "OfflineQConfig",
+    "make_train",
+    "q_values",
+    "sample_dataset",
+]
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def _flat(f: Callable, params):
+    """θ as one vector, and the model as a function of it returning a vector of n values."""
+    theta, unravel = ravel_pytree(params)
+
+    def f_flat(t, *args):
+        return jnp.ravel(f(unravel(t), *args))
+
+    return theta, unravel, f_flat
+
+
+def jacobian(f: Callable, params, *args) -> jax.Array:
+    r"""J = ∂ vec f(θ, ·) / ∂θ of shape [n, p], by reverse mode (one VJP per output).
+
+    ``f(params, *args)`` may return any shape; its n entries are flattened in
+    row-major order, so a Q-network returning [S, A] gives rows indexed s·A + a.
+    """
+    if not callable(f):
+        raise ValueError(f"f must be callable, got {type(f).__name__}")
+    theta, _, f_flat = _flat(f, params)
+    return jax.jacrev(f_flat)(theta, *args)
+
+
+def empirical_ntk(f: Callable, params, *args) -> jax.Array:
+    r"""The empirical neural tangent kernel K_θ = J Jᵀ of shape [n, n].
+
+    K_θ[i, j] = ∇_θ f_i(θ) · ∇_θ f_j(θ) (Jacot et al. 2018): how much a gradient
+    step on output j moves output i. For a linear model f = Φθ it is ΦΦᵀ.
+    """
+    J = jacobian(f, params, *args)
+    return J @ J.T
+
+
+def _check_kernel(K, rho=None, delta=None) -> None:
+    _checks.ndim("K", K, 2)
+    n = np.shape(K)[0]
+    if np.shape(K) != (n, n):
+        raise ValueError(f"K must be square, got shape {np.shape(K)}")
+    if rho is not None:
+        if np.shape(rho) != (n,):
+            raise ValueError(f"rho must have shape {(n,)} to match K, got {np.shape(rho)}")
+        _checks.positive("rho", rho, strict=False)
+    if delta is not None and np.shape(delta) != (n,):
+        raise ValueError(f"delta must have shape {(n,)} to match K, got {np.shape(delta)}")
+
+
+def linearized_step(K: jax.Array, rho: jax.Array, delta: jax.Array, alpha) -> jax.Array:
+    r"""The first-order change of Q under the semi-gradient step: α K D_ρ δ, shape [n].
+
+    Exact for a model linear in θ; for a network the actual change differs by
+    O(‖θ' − θ‖²) = O(α²) (theorem tdd-thm-taylor).
+    """
+    _check_kernel(K, rho, delta)
+    _checks.positive("alpha", alpha)
+    return alpha * K @ (rho * delta)
+
+
+def semi_gradient_step(f: Callable, params, rho: jax.Array, delta: jax.Array, alpha, *args):
+    r"""θ' = θ + α Σ_i ρ_i δ_i ∇_θ f_i(θ) = θ + α Jᵀ D_ρ δ, as a pytree like ``params``.
+
+    ``rho`` and ``delta`` have the shape of ``f(params, *args)``; the step is one
+    vector–Jacobian product, never forming J. With δ = T Q − Q held fixed (a
+    stopped gradient), this is the expected semi-gradient TD / Q-learning update.
+    """
+    _checks.positive("alpha", alpha)
+    out, vjp = jax.vjp(lambda p: f(p, *args), params)
+    if np.shape(rho) != np.shape(out) or np.shape(delta) != np.shape(out):
+        raise ValueError(f"rho and delta must have the output's shape {np.shape(out)}, "
+                         f"got {np.shape(rho)} and {np.shape(delta)}")
+    (g,) = vjp((rho * delta).astype(out.dtype))
+    return jax.tree_util.tree_map(lambda p, d: p + alpha * d, params, g)
+
+
+def contraction_modulus(K: jax.Array, rho: jax.Array, alpha, gamma) -> jax.Array:
+    r"""β = max_i Σ_j ( |δ_ij − M_ij| + γ |M_ij| ) with M = α K D_ρ (theorem tdd-thm-contraction).
+
+    For any operator T that is a γ-contraction in the sup norm (T^π or T^*),
+    U(Q) = Q + α K D_ρ (T Q − Q) satisfies ‖U Q₁ − U Q₂‖∞ ≤ β ‖Q₁ − Q₂‖∞.
+    When α K_ii ρ_i ≤ 1 for every i this is
+    β = 1 − min_i [ (1 − γ) M_ii − (1 + γ) Σ_{j≠i} |M_ij| ], and β < 1 exactly when
+    (1 + γ) Σ_{j≠i} |K_ij| ρ_j < (1 − γ) K_ii ρ_i for every i (Achiam et al. 2019).
+    A scalar.
+    """
+    _check_kernel(K, rho)
+    _checks.positive("alpha", alpha)
+    _checks.discount("gamma", gamma)
+    M = alpha * K * rho[None, :]
+    eye = jnp.eye(M.shape[0], dtype=M.dtype)
+    return jnp.max(jnp.sum(jnp.abs(eye - M) + gamma * jnp.abs(M), axis=1))
+
+
+def dominance_ratio(K: jax.Array, rho: jax.Array) -> jax.Array:
+    r"""max_i Σ_{j≠i} |K_ij| ρ_j / (K_ii ρ_i): the theorem asks for less than (1 − γ)/(1 + γ).
+
+    A scalar; a row with K_ii ρ_i = 0 (a pair the step never corrects directly)
+    makes it ``inf``.
+    """
+    _check_kernel(K, rho)
+    A = jnp.abs(K) * rho[None, :]
+    diag = jnp.diag(A)
+    off = A.sum(axis=1) - diag
+    safe = jnp.where(diag > 0, diag, 1.0)
+    return jnp.max(jnp.where(diag > 0, off / safe, jnp.inf))
+
+
+def preqn_direction(J: jax.Array, delta: jax.Array, damping=0.0) -> jax.Array:
+    r"""Jᵀ (K + λ I)⁻¹ δ with K = J Jᵀ and λ = ``damping`` · tr(K)/n, shape [p].
+
+    J has shape [n, p] (n points of a batch), δ shape [n]. With λ = 0 and K
+    invertible, J times this direction is δ exactly: the function moves by δ on
+    the batch. The damping regularizes an ill-conditioned K (nearly collinear
+    gradients, n close to or above p): it is scaled by the mean eigenvalue
+    tr(K)/n so that one setting works across network widths, and it shrinks the
+    step along K's eigenvectors with eigenvalue κ by κ / (κ + λ). It also makes
+    the direction the minimizer of ‖J d − δ‖² + λ ‖d‖² (a damped Gauss–Newton /
+    Levenberg–Marquardt step).
+    """
+    _checks.ndim("J", J, 2)
+    n = np.shape(J)[0]
+    if np.shape(delta) != (n,):
+        raise ValueError(f"delta must have shape {(n,)} to match J, got {np.shape(delta)}")
+    _checks.positive("damping", damping, strict=False)
+    K = J @ J.T
+    lam = damping * jnp.trace(K) / n
+    x = jnp.linalg.solve(K + lam * jnp.eye(n, dtype=K.dtype), delta.astype(K.dtype))
+    return J.T @ x
+
+
+def preqn_step(f: Callable, params, delta: jax.Array, alpha, *args, damping=0.0):
+    r"""θ' = θ + α Jᵀ (K + λ I)⁻¹ δ: the PreQN update of Achiam et al. (2019), as a pytree.
+
+    ``delta`` has the shape of ``f(params, *args)`` (the batch's TD errors).
+    To first order the batch's values move by α K (K + λI)⁻¹ δ, which is α δ
+    when λ = 0: relaxed value iteration on the batch, whatever the kernel.
+    See :func:`preqn_direction` for the damping.
+    """
+    _checks.positive("alpha", alpha)
+    theta, unravel, f_flat = _flat(f, params)
+    J = jax.jacrev(f_flat)(theta, *args)
+    d = preqn_direction(J, jnp.ravel(delta), damping)
+    return unravel(theta + alpha * d.astype(theta.dtype))
+
+
+# --------------------------------------------------------------------------- linear TD
+
+
+def linear_td(mdp: mdp_lib.MDP, pi: jax.Array, phi: jax.Array, d: jax.Array):
+    r"""The expected linear TD(0) update w' = w + α (b − A w) in matrix form.
+
+    A = Φᵀ D (I − γ P_π) Φ of shape [k, k] and b = Φᵀ D r_π of shape [k], for
+    state features Φ of shape [S, k] and state weights d of shape [S]
+    (D = diag d). Off-policy TD(0) with importance ratios π/μ has this expected
+    update with d the behaviour's state distribution (Sutton & Barto 2018, §11.2);
+    the iteration is stable for small α iff every eigenvalue of A on the range
+    of Φᵀ has a positive real part.
+    """
+    mdp_lib._check_mdp(mdp)
+    mdp_lib._check_policy(mdp, pi)
+    _checks.ndim("phi", phi, 2)
+    if np.shape(phi)[0] != mdp.n_states:
+        raise ValueError(f"phi must have {mdp.n_states} rows (one per state), got {np.shape(phi)}")
+    if np.shape(d) != (mdp.n_states,):
+        raise ValueError(f"d must have shape {(mdp.n_states,)}, got {np.shape(d)}")
+    _checks.positive("d", d, strict=False)
+    P_pi = mdp_lib.policy_dynamics(mdp, pi)
+    r_pi = mdp_lib.policy_reward(mdp, pi)
+    DPhi = d[:, None] * phi
+    A = DPhi.T @ (phi - mdp.gamma * P_pi @ phi)
+    b = DPhi.T @ r_pi
+    return A, b
+
+
+def heavy_ball_rate(eigs: jax.Array, alpha, beta) -> jax.Array:
+    r"""Largest root modulus of z² − (1 + β − α λ) z + β = 0 for each eigenvalue λ.
+
+    The linearized heavy-ball iteration e_{k+1} = ((1 + β) I − α M) e_k − β e_{k−1}
+    decouples along the eigenvectors of M; each mode is a scalar second-order
+    recurrence whose characteristic roots are these. The iteration converges
+    iff every returned value is below 1 (theorem tdd-thm-momentum). Shape of ``eigs``.
+    """
+    _checks.positive("alpha", alpha)
+    _checks.positive("beta", beta, strict=False)
+    lam = jnp.asarray(eigs).astype(jnp.result_type(complex))
+    b = 1.0 + beta - alpha * lam
+    disc = jnp.sqrt(b * b - 4.0 * beta)
+    return jnp.maximum(jnp.abs((b + disc) / 2), jnp.abs((b - disc) / 2))
+
+
+# --------------------------------------------------------------------------- width as data
+
+
+def padded_mlp_init(key: jax.Array, in_dim: int, out_dim: int, depth: int, max_width: int,
+                    width, *, final_scale: float = 1.0, dtype=jnp.float32) -> nets.Params:
+    r"""An MLP with ``depth`` hidden layers of ``width`` units, zero-padded to ``max_width``.
+
+    Weights are LeCun-normal as in :func:`rlbook.nets.mlp_init` (variance 1 /
+    fan-in, with the fan-in of the *unpadded* layer) and the padding is zero.
+    Zero units stay zero under gradient steps (their incoming and outgoing
+    weights get zero gradients), and contribute nothing to the output or the
+    NTK, so the padded net *is* the width-``width`` net. ``width`` may be a
+    traced integer: ``vmap`` over widths compiles once. With
+    ``width == max_width`` this equals ``nets.mlp_init(key, [in_dim] +
+    [max_width] * depth + [out_dim])``.
+    """
+    _checks.positive_int("in_dim", in_dim)
+    _checks.positive_int("out_dim", out_dim)
+    _checks.positive_int("depth", depth)
+    _checks.positive_int("max_width", max_width)
+    if _checks.is_concrete(width):
+        w = np.asarray(width)
+        if w.shape != () or not (1 <= w <= max_width) or w != np.floor(w):
+            raise ValueError(f"width must be an integer in [1, max_width={max_width}], got {width!r}")
+    sizes = [in_dim] + [max_width] * depth + [out_dim]
+    keys = jax.random.split(key, len(sizes) - 1)
+    unit = jnp.arange(max_width) < width
+    params = []
+    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+        fan_in = n_in if i == 0 else width
+        w_ = jax.random.normal(k, (n_in, n_out), dtype) / jnp.sqrt(fan_in).astype(dtype)
+        mask_in = jnp.ones(n_in, bool) if i == 0 else unit
+        mask_out = jnp.ones(n_out, bool) if i == len(sizes) - 2 else unit
+        w_ = jnp.where(mask_in[:, None] & mask_out[None, :], w_, 0.0)
+        if i == len(sizes) - 2:
+            w_ = w_ * final_scale
+        params.append({"w": w_.astype(dtype), "b": jnp.zeros((n_out,), dtype)})
+    return params
+
+
+# --------------------------------------------------------------------------- fitted Q on a dataset
+
+
+@dataclass(frozen=True)
+class OfflineQConfig:
+    """Q-learning of an MLP on a fixed dataset of a tabular MDP (the chapter's deep example)."""
+
+    method: str = "semi-gradient"
+    """"semi-gradient": θ += α Σ_b ∇Q_b δ_b / B (DQN's step with plain SGD);
+    "preqn": θ += α Jᵀ (K + λI)⁻¹ δ on the minibatch (Achiam et al. 2019)."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the tanh MLP mapping state features to |A| values."""
+    lr: float = 0.1
+    """Step size α."""
+    batch_size: int = 32
+    """Transitions per minibatch, drawn uniformly from the dataset."""
+    n_steps: int = 2000
+    """Number of updates."""
+    target_period: int = 1
+    """Steps between copies of the online into the target network (1: no target network)."""
+    damping: float = 1e-3
+    """PreQN's λ relative to tr(K)/B (see ``preqn_direction``); unused by "semi-gradient"."""
+    log_every: int = 20
+    """Record metrics every this many updates."""
+
+    def __post_init__(self):
+        if self.method not in ("semi-gradient", "preqn"):
+            raise ValueError(f"method must be 'semi-gradient' or 'preqn', got {self.method!r}")
+        if not self.hidden or any(not isinstance(h, int) or h <= 0 for h in self.hidden):
+            raise ValueError(f"hidden must be a non-empty tuple of positive ints, got {self.hidden!r}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ValueError(f"lr must be finite and > 0, got {self.lr}")
+        for name in ("batch_size", "n_steps", "target_period", "log_every"):
+            _checks.positive_int(name, getattr(self, name))
+        if self.n_steps % self.log_every:
+            raise ValueError(f"log_every must divide n_steps={self.n_steps}, got {self.log_every}")
+        if not (self.damping >= 0 and np.isfinite(self.damping)):
+            raise ValueError(f"damping must be finite and >= 0, got {self.damping}")
+
+
+def q_values(params, obs: jax.Array) -> jax.Array:
+    """Q_θ(s, ·) for state features ``obs`` of shape [..., d]: shape [..., A]."""
+    return nets.mlp_apply(params, obs)
+
+
+def sample_dataset(key: jax.Array, mdp: mdp_lib.MDP, rho: jax.Array, size: int):
+    r"""``size`` transitions (s, a, r, s') with (s, a) ∼ ρ (shape [S, A]) and s' ∼ P(· | s, a).
+
+    Returns a dict of int32 ``s``, ``a``, ``s_next`` and float32 ``r``, each of shape [size].
+    """
+    S, A = mdp.n_states, mdp.n_actions
+    k_sa, k_next = jax.random.split(key)
+    sa = jax.random.choice(k_sa, S * A, (size,), p=jnp.ravel(rho))
+    s, a = sa // A, sa % A
+    s_next = jax.random.categorical(k_next, jnp.log(mdp.P[s, a]))
+    return {"s": s.astype(jnp.int32), "a": a.astype(jnp.int32),
+            "r": mdp.r[s, a].astype(jnp.float32), "s_next": s_next.astype(jnp.int32)}
+
+
+def targets(params_target, batch, obs: jax.Array, gamma) -> jax.Array:
+    r"""y = r + γ max_a' Q_θ̄(s', a') for a batch, shape [B] (no terminal states here)."""
+    return batch["r"] + gamma * jnp.max(q_values(params_target, obs[batch["s_next"]]), axis=-1)
+
+
+def loss(params, params_target, batch, obs: jax.Array, gamma) -> jax.Array:
+    r"""½ mean_b (Q_θ(s_b, a_b) − stop_gradient(y_b))²; its negative gradient is the semi-gradient step."""
+    y = jax.lax.stop_gradient(targets(params_target, batch, obs, gamma))
+    q = q_values(params, obs[batch["s"]])[jnp.arange(batch["s"].shape[0]), batch["a"]]
+    return 0.5 * jnp.mean((q - y) ** 2)
+
+
+def update(config: OfflineQConfig, params, params_target, batch, obs: jax.Array, gamma, lr=None):
+    """One step of ``config.method`` on a minibatch with step ``lr`` (default ``config.lr``)."""
+    lr = config.lr if lr is None else lr
+    if config.method == "semi-gradient":
+        g = jax.grad(loss)(params, params_target, batch, obs, gamma)
+        return jax.tree_util.tree_map(lambda p, d: p - lr * d, params, g)
+    y = targets(params_target, batch, obs, gamma)
+    idx = jnp.arange(batch["s"].shape[0])
+
+    def q_batch(p):
+        return q_values(p, obs[batch["s"]])[idx, batch["a"]]
+
+    delta = y - q_batch(params)
+    theta, unravel = ravel_pytree(params)
+    J = jax.jacrev(lambda t: q_batch(unravel(t)))(theta)
+    return unravel(theta + lr * preqn_direction(J, delta, config.damping))
+
+
+def make_train(config: OfflineQConfig, mdp: mdp_lib.MDP, obs: jax.Array, dataset: dict):
+    r"""``train(key, lr=None) -> (params, metrics)``: Q-learning from ``dataset`` on a tabular MDP.
+
+    ``obs`` [S, d] are the network's inputs per state; ``dataset`` comes from
+    :func:`sample_dataset`. The metrics, every ``log_every`` steps, are
+    ``q_max`` = max_{s,a} |Q_θ(s, a)| and ``error`` = ‖Q_θ − Q*‖∞ over all pairs.
+    The whole run is one ``lax.scan``; ``jax.vmap(train)`` runs seeds at once,
+    and since ``lr`` (overriding ``config.lr``) may be traced, a vmap over step
+    sizes compiles once too.
+    """
+    if not isinstance(config, OfflineQConfig):
+        raise ValueError(f"config must be an OfflineQConfig, got {type(config).__name__}")
+    mdp_lib._check_mdp(mdp)
+    _checks.ndim("obs", obs, 2)
+    if np.shape(obs)[0] != mdp.n_states:
+        raise ValueError(f"obs must have one row per state ({mdp.n_states}), got {np.shape(obs)}")
+    obs = jnp.asarray(obs, jnp.float32)
+    gamma = jnp.float32(mdp.gamma)
+    q_star = mdp_lib.value_iteration(mdp, tol=1e-6).q.astype(jnp.float32)
+    n_data = dataset["s"].shape[0]
+    sizes = [obs.shape[1], *config.hidden, mdp.n_actions]
+
+    def train(key, lr=None):
+        lr = jnp.asarray(config.lr if lr is None else lr, jnp.float32)   # training is float32
+        k_init, k_steps = jax.random.split(key)
+        params = nets.mlp_init(k_init, sizes)
+
+        def step(carry, inp):
+            params, target = carry
+            t, k = inp
+            idx = jax.random.randint(k, (config.batch_size,), 0, n_data)
+            batch = jax.tree_util.tree_map(lambda x: x[idx], dataset)
+            params = update(config, params, target, batch, obs, gamma, lr)
+            target = jax.tree_util.tree_map(
+                lambda a, b: jnp.where((t + 1) % config.target_period == 0, a, b), params, target)
+            return (params, target), None
+
+        def block(carry, keys):
+            carry, _ = jax.lax.scan(step, carry, keys)
+            q = q_values(carry[0], obs)
+            metrics = {"q_max": jnp.max(jnp.abs(q)), "error": jnp.max(jnp.abs(q - q_star))}
+            return carry, metrics
+
+        n_blocks = config.n_steps // config.log_every
+        keys = jax.random.split(k_steps, config.n_steps)
+        ts = jnp.arange(config.n_steps)
+        inputs = (ts.reshape(n_blocks, config.log_every), keys.reshape(n_blocks, config.log_every, -1))
+        (params, _), metrics = jax.lax.scan(block, (params, params), inputs)
+        return params, metrics
+
+    return train
