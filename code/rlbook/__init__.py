@@ -13,6 +13,8 @@ module               holds
 ``distributions``    sample, log-prob, entropy and KL of the book's distributions
 ``nets``             multilayer perceptrons in plain JAX
 ``replay``           a replay buffer as a fixed-size pytree
+``natural``          Fisher-vector products (a jvp of the mean-KL gradient),
+                     conjugate gradient, natural and KL-sized steps
 ``plotting``         shared figure helpers (the only module importing matplotlib)
 ``book``             the build driver behind ``make book``, ``make bench`` and
                      ``make notebooks`` (not imported by chapters)
