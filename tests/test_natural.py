@@ -32,7 +32,7 @@ def softmax_setup(seed=0, n_states=7, obs_dim=3, n_actions=4):
 
 
 def explicit_softmax_fisher(params, obs):
-    """E_s E_{a∼π} [∇ log π(a|s) ∇ log π(a|s)ᵀ], the expectation over actions done exactly, in numpy."""
+    """E_s E_{a∼π} [∇ log π(a|s) ∇ log π(a|s)ᵀ], the mean over actions done exactly, in numpy."""
     scores, logp = _scores(params, obs)                         # [S, A, n], [S, A]
     scores, probs = np.asarray(scores), np.exp(np.asarray(logp))
     return np.einsum("sai,sa,saj->ij", scores, probs, scores) / len(obs)
@@ -86,7 +86,8 @@ def test_fvp_of_a_gaussian_policy_matches_its_closed_form_fisher():
 
     def kl(p, q):
         def one(o):
-            return D.gaussian_kl(o @ p["w"] + p["c"], p["log_std"], o @ q["w"] + q["c"], q["log_std"])
+            return D.gaussian_kl(o @ p["w"] + p["c"], p["log_std"],
+                                 o @ q["w"] + q["c"], q["log_std"])
         return jnp.mean(jax.vmap(one)(obs))
 
     # ravel_pytree orders the leaves by key: c (2), log_std (2), w (3 × 2, row-major).
@@ -111,12 +112,14 @@ def test_fvp_works_under_jit_with_float32_parameters():
     obs32 = obs.astype(jnp.float32)
 
     def kl32(p, q):
-        return jnp.mean(jax.vmap(D.categorical_kl)(nets.mlp_apply(p, obs32), nets.mlp_apply(q, obs32)))
+        logits_p, logits_q = nets.mlp_apply(p, obs32), nets.mlp_apply(q, obs32)
+        return jnp.mean(jax.vmap(D.categorical_kl)(logits_p, logits_q))
 
     v = jnp.ones(ravel_pytree(params)[0].size, jnp.float32)
     out = jax.jit(lambda p, v: natural.fisher_vector_product(kl32, p, v))(params32, v)
     assert out.dtype == jnp.float32
-    np.testing.assert_allclose(out, explicit_softmax_fisher(params, obs) @ np.ones(v.size), rtol=2e-4, atol=1e-6)
+    want = explicit_softmax_fisher(params, obs) @ np.ones(v.size)
+    np.testing.assert_allclose(out, want, rtol=2e-4, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- conjugate gradient
@@ -144,7 +147,8 @@ def test_readable_loop_and_while_loop_agree_iterate_by_iterate():
         fast = natural.conjugate_gradient(A, b, tol=0.0, max_iter=k)
         slow, iterates = natural.conjugate_gradient_loop(A, b, tol=0.0, max_iter=k)
         assert int(fast.iterations) == int(slow.iterations) == k == len(iterates) - 1
-        np.testing.assert_allclose(fast.x, slow.x, rtol=1e-8, atol=1e-12)  # fused vs op-by-op rounding
+        # fused against op-by-op rounding
+        np.testing.assert_allclose(fast.x, slow.x, rtol=1e-8, atol=1e-12)
         np.testing.assert_allclose(fast.residual_norm, slow.residual_norm, rtol=1e-6, atol=1e-7)
     # and they stop at the same iteration under a tolerance
     fast = natural.conjugate_gradient(A, b, tol=1e-3, max_iter=100)
@@ -214,7 +218,8 @@ def test_cg_solves_every_spd_system(eigs, seed):
     A, b = (q * np.asarray(eigs)) @ q.T, rng.normal(size=8)
     res = _solve8(A, b)
     assert not bool(res.nonpositive_curvature)
-    np.testing.assert_allclose(res.x, np.linalg.solve(A, b), rtol=1e-6, atol=1e-6 * np.abs(res.x).max())
+    np.testing.assert_allclose(res.x, np.linalg.solve(A, b), rtol=1e-6,
+                               atol=1e-6 * np.abs(res.x).max())
 
 
 # ----------------------------------------------------------------------------- natural steps
@@ -248,7 +253,8 @@ def test_natural_direction_is_invariant_to_the_parameterization():
         moves[param] = (jac @ s, jac @ jax.grad(J)(p))         # tangent in (μ, σ) space
     np.testing.assert_allclose(moves["log"][0], moves["std"][0], rtol=1e-12)
     # closed form: F⁻¹ in (μ, σ) is diag(σ², σ²/2); ∇J = (−2(μ − 1), −2σ)
-    np.testing.assert_allclose(moves["std"][0], [sigma**2 * -2 * (mu - 1), sigma**2 / 2 * -2 * sigma],
+    np.testing.assert_allclose(moves["std"][0],
+                               [sigma**2 * -2 * (mu - 1), sigma**2 / 2 * -2 * sigma],
                                rtol=1e-12)
     assert not np.allclose(moves["log"][1], moves["std"][1], rtol=0.1)  # vanilla steps differ
 
@@ -258,7 +264,8 @@ def test_natural_step_fixed_and_adaptive():
     flat, unravel = ravel_pytree(params)
     # a policy gradient (it lies in the range of F): J = E_s Σ_a π(a|s) R(s, a)
     R = jnp.asarray(np.random.default_rng(3).normal(size=(obs.shape[0], 4)))
-    g = jax.grad(lambda p: jnp.mean(jnp.sum(jax.nn.softmax(nets.mlp_apply(p, obs)) * R, -1)))(params)
+    g = jax.grad(lambda p: jnp.mean(jnp.sum(jax.nn.softmax(nets.mlp_apply(p, obs)) * R, -1)))(
+        params)
     F = explicit_softmax_fisher(params, obs)
     lam = 0.1
     s_dense = np.linalg.solve(F + lam * np.eye(flat.size), np.asarray(ravel_pytree(g)[0]))
@@ -272,7 +279,8 @@ def test_natural_step_fixed_and_adaptive():
     for delta in (1e-2, 1e-4):  # measured |KL/δ − 1| ≈ 0.4 √δ
         out = adaptive(params, g, delta)
         np.testing.assert_allclose(out.predicted_kl, delta, rtol=1e-10)
-        np.testing.assert_allclose(out.step_size, np.sqrt(2 * delta / (s_dense @ F @ s_dense)), rtol=1e-6)
+        beta = np.sqrt(2 * delta / (s_dense @ F @ s_dense))
+        np.testing.assert_allclose(out.step_size, beta, rtol=1e-6)
         # the true KL agrees with its quadratic model up to O(δ^{3/2})
         actual = kl(params, out.params)
         assert abs(actual / delta - 1) < np.sqrt(delta), (delta, actual)
@@ -306,7 +314,8 @@ def test_bad_inputs_raise_value_errors_naming_the_argument():
         (lambda: natural.fisher_operator(kl, params)(jnp.ones(n - 1)), "v"),
         (lambda: natural.fisher_matrix(None, params), "kl"),
         (lambda: natural.conjugate_gradient(jnp.ones((3, 2)), b), "matvec"),
-        (lambda: natural.conjugate_gradient(jnp.array([[1.0, 2.0], [0.0, 1.0]]), jnp.ones(2)), "symmetric"),
+        (lambda: natural.conjugate_gradient(jnp.array([[1.0, 2.0], [0.0, 1.0]]), jnp.ones(2)),
+         "symmetric"),
         (lambda: natural.conjugate_gradient("A", b), "matvec"),
         (lambda: natural.conjugate_gradient(A, jnp.ones(4)), "b"),
         (lambda: natural.conjugate_gradient(A, jnp.ones((3, 1))), "b"),
@@ -319,7 +328,8 @@ def test_bad_inputs_raise_value_errors_naming_the_argument():
         (lambda: natural.kl_step_size(jnp.ones(2), jnp.ones(3), 0.1), "fisher_direction"),
         (lambda: natural.kl_step_size(jnp.ones(2), jnp.ones(2), 0.0), "max_kl"),
         (lambda: natural.natural_direction(kl, params, params[:1]), "grad"),
-        (lambda: natural.natural_direction(kl, params, [{"w": l["w"][:1], "b": l["b"]} for l in params]),
+        (lambda: natural.natural_direction(
+            kl, params, [{"w": layer["w"][:1], "b": layer["b"]} for layer in params]),
          "grad"),
         (lambda: natural.natural_step(kl, params, params), "step_size"),
         (lambda: natural.natural_step(kl, params, params, step_size=0.1, max_kl=0.1), "max_kl"),

@@ -1,4 +1,4 @@
-"""rlbook.agents.npg: one update against a dense solve with the explicit Fisher matrix of the batch."""
+"""rlbook.agents.npg: one update against a dense solve with the batch's explicit Fisher matrix."""
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +54,8 @@ def test_one_update_is_the_kl_sized_solve_of_the_explicit_fisher_system():
 
 def test_train_is_jittable_and_vmappable_over_seeds():
     config = npg.Config(**SMALL)
-    state, metrics = jax.jit(jax.vmap(npg.make_train(config)))(jax.random.split(jax.random.PRNGKey(0), 2))
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    state, metrics = jax.jit(jax.vmap(npg.make_train(config)))(keys)
     assert metrics["return"].shape == (2, config.n_updates)
     np.testing.assert_allclose(metrics["predicted_kl"], config.max_kl, rtol=1e-4)
     assert jnp.all(metrics["kl"] > 0) and jnp.all(metrics["kl"] < 5 * config.max_kl)
@@ -64,7 +65,8 @@ def test_train_is_jittable_and_vmappable_over_seeds():
 
 def test_config_rejects_bad_fields():
     for field, value in [("max_kl", 0.0), ("damping", -1.0), ("cg_iters", 0), ("n_updates", 0),
-                         ("n_episodes", 1.5), ("gamma", 1.5), ("hidden", [32]), ("env_name", "Pong"),
+                         ("n_episodes", 1.5), ("gamma", 1.5), ("hidden", [32]),
+                         ("env_name", "Pong"),
                          ("cg_tol", -1.0), ("reward_to_go", 1)]:
         with pytest.raises(ValueError, match=field):
             npg.Config(**{field: value})

@@ -182,7 +182,8 @@ def _cg_inputs(matvec, b, x0, tol, atol, max_iter):
     if isinstance(matvec, (jax.Array, np.ndarray)):
         A = matvec
         if np.ndim(A) != 2 or np.shape(A)[0] != np.shape(A)[1]:
-            raise ValueError(f"matvec must be a callable or a square matrix, got shape {np.shape(A)}")
+            raise ValueError("matvec must be a callable or a square matrix, "
+                             f"got shape {np.shape(A)}")
         if _checks.is_concrete(A) and not np.allclose(A, np.swapaxes(A, 0, 1), rtol=1e-6,
                                                           atol=1e-12 * float(np.max(np.abs(A)))):
             raise ValueError("matvec must be symmetric: conjugate gradient needs A = Aᵀ")
@@ -191,10 +192,12 @@ def _cg_inputs(matvec, b, x0, tol, atol, max_iter):
     elif callable(matvec):
         n_expected = None
     else:
-        raise ValueError(f"matvec must be a callable or a square matrix, got {type(matvec).__name__}")
+        raise ValueError("matvec must be a callable or a square matrix, "
+                         f"got {type(matvec).__name__}")
     _checks.ndim("b", b, 1)
     if n_expected is not None and np.shape(b)[0] != n_expected:
-        raise ValueError(f"b must have shape ({n_expected},) to match the matrix, got {np.shape(b)}")
+        raise ValueError(f"b must have shape ({n_expected},) to match the matrix, "
+                         f"got {np.shape(b)}")
     if x0 is not None and np.shape(x0) != np.shape(b):
         raise ValueError(f"x0 must have the shape of b {np.shape(b)}, got {np.shape(x0)}")
     _checks.positive("tol", tol, strict=False)

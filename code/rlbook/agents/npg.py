@@ -34,7 +34,7 @@ __all__ = ["Config", "TrainState", "mean_kl", "update", "make_step", "make_train
 
 @dataclass(frozen=True)
 class Config:
-    """Hyperparameters of the natural policy gradient; every field is checked by ``__post_init__``."""
+    """Hyperparameters of the natural policy gradient; ``__post_init__`` checks every field."""
 
     env_name: str = "CartPole-v1"
     """Gymnasium id of the environment (``rlbook.envs.make``)."""
