@@ -18,6 +18,8 @@ module               holds
 ``replay``           a replay buffer as a fixed-size pytree
 ``ntk``              empirical neural tangent kernels, the linearized TD
                      update, its contraction modulus, PreQN
+``natural``          Fisher-vector products (a jvp of the mean-KL gradient),
+                     conjugate gradient, natural and KL-sized steps
 ``plotting``         shared figure helpers (the only module importing matplotlib)
 ``book``             the build driver behind ``make book``, ``make bench`` and
                      ``make notebooks`` (not imported by chapters)
