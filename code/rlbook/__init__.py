@@ -8,7 +8,8 @@ an explicit ``jax.random`` key passed first.
 module               holds
 ===================  =========================================================
 ``mdp``              tabular MDPs as arrays: Garnet MDPs, T^π and T^*, value
-                     iteration, exact evaluation, visitation, occupancy, J(π)
+                     iteration, exact evaluation, visitation, occupancy, J(π),
+                     second moments of returns and of GAE estimates
 ``envs``             CartPole-v1 and Pendulum-v1 in JAX, faithful to Gymnasium
 ``distributions``    sample, log-prob, entropy and KL of the book's distributions
 ``nets``             multilayer perceptrons in plain JAX
