@@ -8,7 +8,8 @@ an explicit ``jax.random`` key passed first.
 module               holds
 ===================  =========================================================
 ``mdp``              tabular MDPs as arrays: Garnet MDPs, T^π and T^*, value
-                     iteration, exact evaluation, visitation, occupancy, J(π)
+                     iteration, exact evaluation, visitation, occupancy, J(π),
+                     second moments of returns and of GAE estimates
 ``envs``             CartPole-v1 and Pendulum-v1 in JAX, faithful to Gymnasium;
                      Baird's star and the two-state example as feature MDPs
 ``distributions``    sample, log-prob, entropy and KL of the book's distributions
@@ -25,8 +26,7 @@ module               holds
                      ``make notebooks`` (not imported by chapters)
 ===================  =========================================================
 
-Chapters add modules as they need them (``estimators``, ``returns``,
-``natural``, ``ntk``, ``agents/``); the map above grows with them.
+Each module's docstring names the chapter that derives what it computes.
 """
 
 __version__ = "0.1.0"

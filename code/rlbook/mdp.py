@@ -43,6 +43,8 @@ __all__ = [
     "evaluate_v",
     "evaluate_q",
     "advantage",
+    "return_second_moment",
+    "gae_moments",
     "ValueIterationResult",
     "value_iteration",
     "visitation",
@@ -243,6 +245,62 @@ def advantage(mdp: MDP, pi: jax.Array) -> jax.Array:
     """A^π(s, a) = Q^π(s, a) − V^π(s), shape [S, A]."""
     q = evaluate_q(mdp, pi)
     return q - jnp.sum(pi * q, axis=-1, keepdims=True)
+
+
+def return_second_moment(mdp: MDP, pi: jax.Array) -> jax.Array:
+    r"""M^π(s, a) = E[G² | s_0 = s, a_0 = a] with G = Σ_t γᵗ r(s_t, a_t), shape [S, A].
+
+    Rewards are the deterministic r(s, a), so G = r(s, a) + γ G' with G' the
+    return from s' ∼ P(· | s, a), and squaring gives a Bellman equation for the
+    second moment (Sobel 1982) with discount γ²:
+
+        M^π(s, a) = r(s, a)² + 2γ r(s, a) Σ_s' P(s' | s, a) V^π(s')
+                    + γ² Σ_s' P(s' | s, a) M_V(s'),
+        M_V = (I − γ² P_π)⁻¹ Σ_a π(a | ·) m(·, a),
+
+    where m(s, a) is the first two terms. Var(G | s, a) = M^π − (Q^π)². Used by
+    the baselines chapter (``bl-optimal-baseline``) for exact variances of
+    policy-gradient estimators.
+    """
+    v = evaluate_v(mdp, pi)
+    m = mdp.r**2 + 2.0 * mdp.gamma * mdp.r * (mdp.P @ v)
+    P_pi = policy_dynamics(mdp, pi)
+    eye = jnp.eye(mdp.n_states, dtype=P_pi.dtype)
+    m_v = jnp.linalg.solve(eye - mdp.gamma**2 * P_pi, jnp.sum(pi * m, axis=-1))
+    return m + mdp.gamma**2 * mdp.P @ m_v
+
+
+def gae_moments(mdp: MDP, pi: jax.Array, v: jax.Array, lam) -> tuple[jax.Array, jax.Array]:
+    r"""First and second moments of the GAE(γ, λ) advantage estimate, each of shape [S, A].
+
+    With a value estimate V (any array [S]), TD errors
+    δ_t = r(s_t, a_t) + γ V(s_{t+1}) − V(s_t) and κ = γλ, the estimate
+    X = Â^{GAE(γ, λ)}_0 = Σ_l κ^l δ_l (Schulman et al. 2016) satisfies X = δ_0 + κ X'
+    with X' the same sum from s_1, a_1 ∼ π. Conditioning on (s_0, a_0) = (s, a):
+
+        μ(s, a) = E[X | s, a] = δ̄(s, a) + κ Σ_s' P(s' | s, a) μ_π(s'),
+        m(s, a) = E[X² | s, a] = Σ_s' P(s' | s, a) [δ(s, a, s')² + 2κ δ(s, a, s') μ_π(s')
+                                                     + κ² m_π(s')],
+
+    where δ̄(s, a) = Σ_s' P(s' | s, a) δ(s, a, s') and f_π(s) = Σ_a π(a | s) f(s, a);
+    each is a linear solve, with (I − κ P_π) and (I − κ² P_π). Returns ``(μ, m)``; the
+    variance is m − μ². At λ = 1 and V = 0, X is the return G, so ``m`` is
+    :func:`return_second_moment`. Used by the baselines chapter (``bl-gae-tradeoff``).
+    """
+    _check_mdp(mdp)
+    _check_policy(mdp, pi)
+    _check_values(mdp, v, "v", "v")
+    _checks.discount("lam", lam, allow_one=True)
+    kappa = mdp.gamma * jnp.asarray(lam, mdp.P.dtype)
+    eye = jnp.eye(mdp.n_states, dtype=mdp.P.dtype)
+    P_pi = policy_dynamics(mdp, pi)
+    delta = mdp.r[:, :, None] + mdp.gamma * v[None, None, :] - v[:, None, None]  # [S, A, S']
+    delta_bar = jnp.sum(mdp.P * delta, axis=-1)
+    mu_pi = jnp.linalg.solve(eye - kappa * P_pi, jnp.sum(pi * delta_bar, axis=-1))
+    mu = delta_bar + kappa * mdp.P @ mu_pi
+    c = jnp.sum(mdp.P * (delta**2 + 2.0 * kappa * delta * mu_pi[None, None, :]), axis=-1)
+    m_pi = jnp.linalg.solve(eye - kappa**2 * P_pi, jnp.sum(pi * c, axis=-1))
+    return mu, c + kappa**2 * mdp.P @ m_pi
 
 
 class ValueIterationResult(NamedTuple):
