@@ -4,27 +4,33 @@ One module per idea; building blocks are small pure functions of arrays,
 unbatched, batched by the caller with ``jax.vmap``, with randomness only through
 an explicit ``jax.random`` key passed first.
 
-===================  =========================================================
-module               holds
-===================  =========================================================
-``mdp``              tabular MDPs as arrays: Garnet MDPs, T^π and T^*, value
-                     iteration, exact evaluation, visitation, occupancy, J(π),
-                     second moments of returns and of GAE estimates
-``envs``             CartPole-v1 and Pendulum-v1 in JAX, faithful to Gymnasium;
-                     Baird's star and the two-state example as feature MDPs
-``distributions``    sample, log-prob, entropy and KL of the book's distributions
-``estimators``       score-function, reparameterization and naive gradient
-                     estimators of ∇_θ E_{x∼p(x;θ)}[f(x, θ)]; control variates
-``nets``             multilayer perceptrons in plain JAX
-``replay``           a replay buffer as a fixed-size pytree
-``ntk``              empirical neural tangent kernels, the linearized TD
-                     update, its contraction modulus, PreQN
-``natural``          Fisher-vector products (a jvp of the mean-KL gradient),
-                     conjugate gradient, natural and KL-sized steps
-``plotting``         shared figure helpers (the only module importing matplotlib)
-``book``             the build driver behind ``make book``, ``make bench`` and
-                     ``make notebooks`` (not imported by chapters)
-===================  =========================================================
+======================  =======================================================
+module                  holds
+======================  =======================================================
+``mdp``                 tabular MDPs as arrays: Garnet MDPs, T^π and T^*, value
+                        iteration, exact evaluation, visitation, occupancy,
+                        J(π); the soft operator T_β, projected value
+                        iteration; second moments of returns and of GAE
+``envs``                CartPole-v1 and Pendulum-v1 in JAX, faithful to
+                        Gymnasium; Baird's star and the two-state example
+``distributions``       sample, log-prob, entropy and KL of the book's
+                        distributions
+``estimators``          score-function, reparameterization and naive gradient
+                        estimators of ∇_θ E_{x∼p(x;θ)}[f(x, θ)]; control variates
+``nets``                multilayer perceptrons in plain JAX
+``replay``              a replay buffer as a fixed-size pytree
+``natural``             Fisher-vector products (a jvp of the mean-KL gradient),
+                        conjugate gradient, natural and KL-sized steps
+``ntk``                 empirical neural tangent kernels, the linearized TD
+                        update, its contraction modulus, PreQN
+``agents.qlearning``    tabular Q-learning with Robbins–Monro step sizes
+``agents.dqn``          DQN: replay buffer, target network
+``agents.npg``          sampled natural policy gradient
+``plotting``            shared figure helpers (the only module importing
+                        matplotlib)
+``book``                the build driver behind ``make book``, ``make bench``
+                        and ``make notebooks`` (not imported by chapters)
+======================  =======================================================
 
 Each module's docstring names the chapter that derives what it computes.
 """

@@ -50,6 +50,10 @@ __all__ = [
     "visitation",
     "occupancy",
     "expected_return",
+    "soft_value",
+    "soft_bellman_opt_q",
+    "soft_value_iteration",
+    "projected_value_iteration",
 ]
 
 
@@ -374,3 +378,120 @@ def occupancy(mdp: MDP, pi: jax.Array) -> jax.Array:
 def expected_return(mdp: MDP, pi: jax.Array) -> jax.Array:
     """J(π) = ρ₀ᵀ V^π = E[Σ_t γᵗ r(s_t, a_t)] with s_0 ∼ ρ₀; a scalar, differentiable in π."""
     return mdp.rho0 @ evaluate_v(mdp, pi)
+
+
+# --------------------------------------------------------------------------- soft operators
+
+
+def soft_value(q: jax.Array, temperature) -> jax.Array:
+    """V_β(s) = β log Σ_a exp(Q(s, a) / β), the log-sum-exp "soft maximum" of each row.
+
+    ``q`` has shape [..., A]; the result has shape [...]. It is computed stably
+    (max-shifted, ``jax.nn.logsumexp``) and satisfies
+    max_a Q(s, a) ≤ V_β(s) ≤ max_a Q(s, a) + β log |A|, so it tends to the hard
+    maximum as β → 0 (Ziebart et al. 2008; Haarnoja et al. 2017; the Q-learning
+    chapter, ``q-soft``).
+    """
+    _checks.positive("temperature", temperature)
+    if np.ndim(q) < 1:
+        raise ValueError(f"q must have an action axis, got shape {np.shape(q)}")
+    return temperature * jax.nn.logsumexp(q / temperature, axis=-1)
+
+
+def soft_bellman_opt_q(mdp: MDP, q: jax.Array, temperature) -> jax.Array:
+    """(T_β Q)(s, a) = r(s, a) + γ Σ_s' P(s' | s, a) β log Σ_a' exp(Q(s', a') / β), shape [S, A].
+
+    The entropy-regularized (soft) Bellman optimality operator with temperature
+    β > 0; a γ-contraction in the sup norm whose fixed point Q*_β satisfies
+    0 ≤ Q*_β − Q* ≤ γ β log |A| / (1 − γ) elementwise.
+    """
+    _check_mdp(mdp)
+    _check_values(mdp, q, "q", "q")
+    return mdp.r + mdp.gamma * mdp.P @ soft_value(q, temperature)
+
+
+def soft_value_iteration(
+    mdp: MDP, temperature, *, tol: float = 1e-8, max_iter: int = 10_000,
+    q0: jax.Array | None = None,
+) -> ValueIterationResult:
+    """Iterate Q_{k+1} = T_β Q_k until γ / (1 − γ) ‖Q_k − Q_{k−1}‖∞ ≤ ``tol``.
+
+    The soft counterpart of :func:`value_iteration` (same stopping rule, same
+    guarantee ‖Q_k − Q*_β‖∞ ≤ bound), as one jitted ``lax.while_loop``.
+    """
+    _check_mdp(mdp)
+    _checks.positive("temperature", temperature)
+    _checks.positive("tol", tol)
+    _checks.positive_int("max_iter", max_iter)
+    q = jnp.zeros_like(mdp.r) if q0 is None else jnp.asarray(q0, mdp.r.dtype)
+    _check_values(mdp, q, "q0", "q")
+    return _soft_value_iteration(mdp, q, jnp.asarray(temperature, mdp.r.dtype), tol, max_iter)
+
+
+@partial(jax.jit, static_argnums=(4,))
+def _soft_value_iteration(mdp: MDP, q, temperature, tol, max_iter):
+    factor = mdp.gamma / (1.0 - mdp.gamma)
+
+    def cond(carry):
+        _, k, bound = carry
+        return (bound > tol) & (k < max_iter)
+
+    def body(carry):
+        q, k, _ = carry
+        v = temperature * jax.nn.logsumexp(q / temperature, axis=-1)
+        q_next = mdp.r + mdp.gamma * mdp.P @ v
+        return q_next, k + 1, factor * jnp.max(jnp.abs(q_next - q))
+
+    init = (q, jnp.asarray(0), jnp.asarray(jnp.inf, mdp.r.dtype))
+    return ValueIterationResult(*jax.lax.while_loop(cond, body, init))
+
+
+# --------------------------------------------------------------------------- projected iteration
+
+
+def projected_value_iteration(
+    mdp: MDP, features: jax.Array, weights: jax.Array, w0: jax.Array, n_iter: int
+) -> jax.Array:
+    """Least-squares fitted value iteration with linear features, Q_w = Φ w.
+
+    w_{k+1} = argmin_w Σ_{s,a} D(s, a) (Φ w − T^* Φ w_k)²(s, a)
+            = (Φᵀ D Φ)⁻¹ Φᵀ D T^*(Φ w_k),
+    that is Q_{k+1} = Π_D T^* Q_k with Π_D the D-weighted orthogonal projection
+    onto the span of the features: fitted Q-iteration (Ernst et al. 2005) with
+    exact expectations and a linear regressor. ``features`` Φ has shape
+    [S, A, K], ``weights`` D (positive) shape [S, A], ``w0`` shape [K].
+    Returns the iterates w_0, …, w_n, shape [n_iter + 1, K]. Gordon (1995) and
+    Tsitsiklis & Van Roy (1997) show it can diverge: the Q-learning chapter,
+    ``q-projected``.
+    """
+    _check_mdp(mdp)
+    _checks.ndim("features", features, 3)
+    S, A = mdp.n_states, mdp.n_actions
+    if np.shape(features)[:2] != (S, A):
+        raise ValueError(f"features must have shape [S, A, K] with [S, A] = {(S, A)}, "
+                         f"got {np.shape(features)}")
+    K = np.shape(features)[2]
+    if np.shape(weights) != (S, A):
+        raise ValueError(f"weights must have shape {(S, A)}, got {np.shape(weights)}")
+    _checks.positive("weights", weights, strict=False)
+    if np.shape(w0) != (K,):
+        raise ValueError(f"w0 must have shape {(K,)}, got {np.shape(w0)}")
+    _checks.positive_int("n_iter", n_iter)
+    return _projected_value_iteration(mdp, jnp.asarray(features), jnp.asarray(weights),
+                                      jnp.asarray(w0), n_iter)
+
+
+@partial(jax.jit, static_argnums=(4,))
+def _projected_value_iteration(mdp: MDP, features, weights, w0, n_iter):
+    phi = features.reshape(-1, features.shape[-1])  # [S·A, K]
+    d = weights.reshape(-1)
+    gram = phi.T @ (d[:, None] * phi)  # Φᵀ D Φ
+
+    def body(w, _):
+        q = features @ w  # Φ w, shape [S, A]
+        target = (mdp.r + mdp.gamma * mdp.P @ jnp.max(q, axis=-1)).reshape(-1)
+        w_next = jnp.linalg.solve(gram, phi.T @ (d * target))
+        return w_next, w_next
+
+    _, ws = jax.lax.scan(body, w0, None, length=n_iter)
+    return jnp.concatenate([w0[None], ws], axis=0)
