@@ -13,6 +13,13 @@ module               holds
 ``distributions``    sample, log-prob, entropy and KL of the book's distributions
 ``nets``             multilayer perceptrons in plain JAX
 ``replay``           a replay buffer as a fixed-size pytree
+``policies``         softmax, Gaussian and tabular policies: sample, log-prob,
+                     entropy, KL for one observation (vmap to batch)
+``rollouts``         N environments side by side for T steps in one lax.scan,
+                     auto-reset, a time-major Trajectory and episode returns
+``returns``          discounted returns / reward-to-go with termination and
+                     truncation, as a readable loop and a reverse scan
+``agents.reinforce`` REINFORCE: make_train(config) and a readable update loop
 ``plotting``         shared figure helpers (the only module importing matplotlib)
 ``book``             the build driver behind ``make book``, ``make bench`` and
                      ``make notebooks`` (not imported by chapters)
