@@ -16,12 +16,17 @@ def numpy_logits(params, obs):
     return h @ np.asarray(params[-1]["w"], np.float64) + np.asarray(params[-1]["b"], np.float64)
 
 
+def batch_log_prob(pol):
+    return jax.jit(jax.vmap(pol.log_prob, (None, None, 0)))
+
+
 def test_softmax_policy_matches_numpy():
     pol = policies.SoftmaxPolicy(obs_dim=4, n_actions=3, hidden=(8, 8), final_scale=1.0)
     params = pol.init(jax.random.PRNGKey(0))
     obs = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
     logp = special.log_softmax(numpy_logits(params, obs), axis=-1)
-    got = jax.jit(jax.vmap(lambda o: jax.vmap(lambda a: pol.log_prob(params, o, a))(jnp.arange(3))))(obs)
+    table = jax.vmap(lambda o: jax.vmap(lambda a: pol.log_prob(params, o, a))(jnp.arange(3)))
+    got = jax.jit(table)(obs)
     np.testing.assert_allclose(got, logp, atol=1e-5)
     np.testing.assert_allclose(jax.vmap(pol.entropy, (None, 0))(params, obs),
                                -(np.exp(logp) * logp).sum(-1), atol=1e-5)
@@ -41,7 +46,7 @@ def test_softmax_samples_follow_the_policy_and_report_their_log_prob():
     a, logp = jax.jit(jax.vmap(pol.sample, (0, None, None)))(
         jax.random.split(jax.random.PRNGKey(3), n), params, obs)
     assert a.dtype == jnp.int32 and a.shape == (n,)
-    np.testing.assert_allclose(logp, jax.jit(jax.vmap(pol.log_prob, (None, None, 0)))(params, obs, a),
+    np.testing.assert_allclose(logp, batch_log_prob(pol)(params, obs, a),
                                atol=1e-6)
     p = np.asarray(pol.probs(params, obs), np.float64)
     assert stats.chisquare(np.bincount(np.asarray(a), minlength=4), n * p / p.sum()).pvalue > 1e-3
@@ -97,7 +102,7 @@ def test_gaussian_policy_matches_scipy():
     assert a.shape == (n, 2)
     np.testing.assert_allclose(a.mean(0), mean, atol=5 * std.max() / np.sqrt(n))
     np.testing.assert_allclose(a.std(0), std, rtol=0.03)
-    np.testing.assert_allclose(logp, jax.jit(jax.vmap(pol.log_prob, (None, None, 0)))(params, obs, a),
+    np.testing.assert_allclose(logp, batch_log_prob(pol)(params, obs, a),
                                atol=1e-5)
     np.testing.assert_allclose(pol.mode(params, obs), mean, rtol=1e-5)
 

@@ -26,7 +26,8 @@ def test_scanned_training_equals_the_readable_loop(config):
     for k in jax.random.split(k_updates, config.n_updates):
         params, opt_state, g_hat = R.update_loop(k, params, opt_state, config)
         assert max(float(np.abs(g).max()) for g in jax.tree_util.tree_leaves(g_hat)) > 0
-    for got, want in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(params)):
+    leaves = jax.tree_util.tree_leaves
+    for got, want in zip(leaves(state.params), leaves(params)):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
 
 

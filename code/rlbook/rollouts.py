@@ -32,8 +32,8 @@ import jax.numpy as jnp
 
 from rlbook import _checks
 
-__all__ = ["RolloutState", "Trajectory", "Episodes", "init", "collect", "step_keys", "mean_episode_return",
-           "first_episode_mask"]
+__all__ = ["RolloutState", "Trajectory", "Episodes", "init", "collect", "step_keys",
+           "mean_episode_return", "first_episode_mask"]
 
 
 class RolloutState(NamedTuple):
