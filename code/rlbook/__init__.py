@@ -12,20 +12,28 @@ module                  holds
                         J(π); the soft operator T_β, projected value
                         iteration; second moments of returns and of GAE
 ``envs``                CartPole-v1 and Pendulum-v1 in JAX, faithful to
-                        Gymnasium; Baird's star and the two-state example
+                        Gymnasium; a tabular MDP as an environment; Baird's
+                        star and the two-state example
 ``distributions``       sample, log-prob, entropy and KL of the book's
                         distributions
 ``estimators``          score-function, reparameterization and naive gradient
                         estimators of ∇_θ E_{x∼p(x;θ)}[f(x, θ)]; control variates
 ``nets``                multilayer perceptrons in plain JAX
+``policies``            softmax, Gaussian and tabular policies: sample, log-prob,
+                        entropy, KL for one observation (vmap to batch)
+``rollouts``            N environments side by side for T steps in one lax.scan,
+                        auto-reset, a time-major Trajectory and episode returns
+``returns``             discounted returns / reward-to-go with termination and
+                        truncation, as a readable loop and a reverse scan
 ``replay``              a replay buffer as a fixed-size pytree
 ``natural``             Fisher-vector products (a jvp of the mean-KL gradient),
                         conjugate gradient, natural and KL-sized steps
 ``ntk``                 empirical neural tangent kernels, the linearized TD
                         update, its contraction modulus, PreQN
+``agents.reinforce``    REINFORCE: make_train(config) and a readable update loop
+``agents.npg``          sampled natural policy gradient
 ``agents.qlearning``    tabular Q-learning with Robbins–Monro step sizes
 ``agents.dqn``          DQN: replay buffer, target network
-``agents.npg``          sampled natural policy gradient
 ``plotting``            shared figure helpers (the only module importing
                         matplotlib)
 ``book``                the build driver behind ``make book``, ``make bench``

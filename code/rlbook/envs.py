@@ -286,3 +286,49 @@ def two_state(gamma: float = 0.9, epsilon: float = 0.0, dtype=None) -> FeatureMD
     phi = jnp.asarray([[1.0], [2.0], [0.0]], dtype)
     one = jnp.ones((3, 1), dtype)
     return FeatureMDP(m, phi, one, one, jnp.ones((1,), dtype))
+# --------------------------------------------------------------------------- tabular MDPs
+
+
+class TabularParams(NamedTuple):
+    """A finite MDP (``rlbook.mdp.MDP``) and a time limit; its γ is not used by the environment."""
+
+    mdp: object  # an rlbook.mdp.MDP
+    max_steps: int = 100
+
+
+class TabularState(NamedTuple):
+    s: jax.Array  # int32 state index
+    t: jax.Array
+    key: jax.Array  # the transition noise, carried so that step_env keeps its signature
+
+
+class Tabular:
+    """An ``rlbook.mdp.MDP`` as an environment: s₀ ∼ ρ₀, s' ∼ P(· | s, a), reward r(s, a).
+
+    The observation is the state index (int32). It never terminates (absorbing
+    states simply loop) and is truncated at ``params.max_steps``, so rollouts on a
+    small MDP run through exactly the code that trains on CartPole, and the
+    Monte-Carlo estimates they give can be checked against ``rlbook.mdp``'s exact
+    values. ``step_env`` draws s' with a key carried in the state, so it keeps
+    the raw ``(state, action, params)`` signature of the other environments.
+    """
+
+    def reset(self, key, params: TabularParams):
+        k_s, k_next = jax.random.split(key)
+        s = jax.random.categorical(k_s, jnp.log(params.mdp.rho0)).astype(jnp.int32)
+        state = TabularState(s, jnp.asarray(0, jnp.int32), k_next)
+        return s, state
+
+    def step_env(self, state: TabularState, action, params: TabularParams):
+        k_s, k_next = jax.random.split(state.key)
+        p = params.mdp.P[state.s, action]
+        s_next = jax.random.categorical(k_s, jnp.log(p)).astype(jnp.int32)
+        reward = params.mdp.r[state.s, action]
+        new = state._replace(s=s_next, key=k_next)
+        return new, s_next, reward, jnp.zeros((), dtype=bool)
+
+    def step(self, key, state: TabularState, action, params: TabularParams):
+        return _auto_reset(self, key, state, action, params)
+
+
+__all__ += ["Tabular", "TabularParams", "TabularState"]
