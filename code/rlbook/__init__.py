@@ -13,6 +13,12 @@ module               holds
 ``distributions``    sample, log-prob, entropy and KL of the book's distributions
 ``nets``             multilayer perceptrons in plain JAX
 ``replay``           a replay buffer as a fixed-size pytree
+``noise``            exploration noise: the Ornstein–Uhlenbeck process by Euler–Maruyama
+``agents.offpolicy`` what DDPG, TD3 and SAC share: TD target, critic step, Polyak
+                     targets, the training loop as one ``lax.scan``
+``agents.ddpg``      DDPG (deterministic actor, OU exploration)
+``agents.td3``       TD3 (clipped double Q, delayed actor, target smoothing)
+``agents.sac``       SAC (tanh-Gaussian actor, twin critics, learned temperature)
 ``plotting``         shared figure helpers (the only module importing matplotlib)
 ``book``             the build driver behind ``make book``, ``make bench`` and
                      ``make notebooks`` (not imported by chapters)
