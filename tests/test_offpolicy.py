@@ -251,3 +251,40 @@ def test_bad_configs_raise_value_errors_naming_the_field(name):
         cfg = dataclasses.replace(mod.Config(), **{field: value})
         with pytest.raises(ValueError, match=field):
             mod.make_train(cfg)
+
+
+# ------------------------------------------------------------------ fitted Q-iteration
+
+
+def test_maximize_finds_the_maximum_of_known_functions():
+    from rlbook.agents import fqi
+
+    @jax.jit
+    def solve(c):
+        return fqi.maximize(lambda a: -jnp.sum((a - c) ** 2) + 0.1 * jnp.sum(jnp.cos(5 * a)))
+
+    for c in (-0.7, 0.0, 0.35):
+        a, v = solve(jnp.float32(c))
+        grid = np.linspace(-1, 1, 20001)
+        vals = -(grid - c) ** 2 + 0.1 * np.cos(5 * grid)
+        assert abs(float(a[0]) - grid[np.argmax(vals)]) < 5e-3
+        np.testing.assert_allclose(float(v), vals.max(), atol=1e-4)
+    # a maximizer outside the box is projected onto its boundary
+    a, _ = jax.jit(lambda: fqi.maximize(lambda a: jnp.sum(a)))()
+    np.testing.assert_array_equal(a, [1.0])
+
+
+def test_fqi_dataset_is_pendulum_and_configs_are_validated():
+    from rlbook.agents import fqi
+    data = fqi.random_dataset(jax.random.PRNGKey(0), 16)
+    env, params = envs.make("Pendulum-v1")
+    th = jnp.arctan2(data.obs[:, 1], data.obs[:, 0])
+    for i in range(3):
+        st = envs.PendulumState(th[i], data.obs[i, 2], jnp.asarray(0, jnp.int32))
+        _, obs, r, _ = env.step_env(st, data.action[i] * 2.0, params)
+        np.testing.assert_allclose(obs, data.next_obs[i], atol=1e-5)
+        np.testing.assert_allclose(r, data.reward[i], rtol=1e-5)
+    for field, value in [("iterations", 0), ("gamma", 1.0), ("lr", 0.0), ("actor", "max"),
+                         ("window", 0)]:
+        with pytest.raises(ValueError, match=field):
+            fqi.run(jax.random.PRNGKey(0), data, dataclasses.replace(fqi.Config(), **{field: value}))
