@@ -34,6 +34,14 @@ module                  holds
 ``agents.npg``          sampled natural policy gradient
 ``agents.qlearning``    tabular Q-learning with Robbins–Monro step sizes
 ``agents.dqn``          DQN: replay buffer, target network
+``agents.offpolicy``    what DDPG, TD3 and SAC share: TD target, critic and actor
+                        steps, target updates, the one-scan training loop
+``agents.ddpg``         DDPG (Lillicrap et al. 2016) with OU exploration
+``agents.td3``          TD3: clipped double Q, delayed actor, target smoothing
+``agents.sac``          SAC with twin critics and a learned temperature
+``agents.fqi``          fitted Q-iteration with explicit maximization, amortized
+                        maximizers, NFQCA
+``noise``               the Ornstein–Uhlenbeck process (Euler–Maruyama)
 ``plotting``            shared figure helpers (the only module importing
                         matplotlib)
 ``book``                the build driver behind ``make book``, ``make bench``

@@ -346,3 +346,42 @@ def gumbel_softmax_log_prob(logits: jax.Array, temperature, y: jax.Array) -> jax
     return (jax.scipy.special.gammaln(k) + (k - 1) * jnp.log(temperature)
             + jnp.sum(logits - (temperature + 1.0) * log_y)
             - k * jax.scipy.special.logsumexp(logits - temperature * log_y))
+# ------------------------------------------------------------------ tanh-squashed Gaussian
+#
+# a = tanh(u), u ∼ N(μ, diag σ²): the bounded policy of SAC (Haarnoja et al. 2018,
+# appendix C). By the change of variables a = tanh(u), |da/du| = Π_i (1 − tanh² u_i), so
+#   log π(a) = log N(u; μ, σ²) − Σ_i log(1 − tanh² u_i),
+# with log(1 − tanh² u) = 2 (log 2 − u − softplus(−2u)) computed without cancellation.
+
+__all__ += [
+    "tanh_log_det_jacobian",
+    "tanh_gaussian_sample",
+    "tanh_gaussian_sample_and_log_prob",
+    "tanh_gaussian_log_prob",
+]
+
+
+def tanh_log_det_jacobian(u: jax.Array) -> jax.Array:
+    """Σ_i log(1 − tanh² u_i) = Σ_i 2 (log 2 − u_i − softplus(−2 u_i)), stable for large |u|."""
+    return jnp.sum(2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u)))
+
+
+def tanh_gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
+    """a = tanh(μ + σ ⊙ ε), ε ∼ N(0, I): reparameterized, in (−1, 1)^D."""
+    return jnp.tanh(gaussian_sample(key, mean, log_std))
+
+
+def tanh_gaussian_sample_and_log_prob(key: jax.Array, mean: jax.Array, log_std: jax.Array):
+    """``(a, log π(a))`` for a = tanh(u), u = μ + σ ⊙ ε, the log-density from u (no atanh)."""
+    u = gaussian_sample(key, mean, log_std)
+    return jnp.tanh(u), gaussian_log_prob(mean, log_std, u) - tanh_log_det_jacobian(u)
+
+
+def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, a: jax.Array,
+                           eps: float = 1e-6) -> jax.Array:
+    """log π(a) = log N(atanh a; μ, σ²) − Σ_i log(1 − a_i²), with a clipped to ±(1 − eps)."""
+    if jnp.shape(a) != jnp.shape(mean):
+        raise ValueError(f"a must have the shape of mean {jnp.shape(mean)}, got {jnp.shape(a)}")
+    _checks.positive("eps", eps)
+    u = jnp.arctanh(jnp.clip(a, -1.0 + eps, 1.0 - eps))
+    return gaussian_log_prob(mean, log_std, u) - tanh_log_det_jacobian(u)
