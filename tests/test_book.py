@@ -77,6 +77,16 @@ def test_a_failing_check_fails_the_build_and_names_chapter_and_cell(tmp_path):
             print("something went wrong", file=sys.stderr)
             ```
             """),
+        "latefail": HEADER + textwrap.dedent("""\
+            # A chapter whose figure fails to draw after its cell ran
+
+            ```{code-cell} ipython3
+            import matplotlib.pyplot as plt
+            fig, ax = plt.subplots()
+            ax.plot([0, 1], label=r"$\\frac12$")
+            ax.legend();
+            ```
+            """),
     }
     result = book.build(make_book(tmp_path, pages), cold=True, quiet=True)
     assert not result.ok
@@ -84,6 +94,8 @@ def test_a_failing_check_fails_the_build_and_names_chapter_and_cell(tmp_path):
     assert "book/broken.md: code cell 2 (`assert x == 3" in report, report
     assert "AssertionError: a false claim" in report, report
     assert "noisy" in report and "stderr" in report, report
+    # matplotlib raises while drawing, in a post-execute hook: the cell itself "succeeded".
+    assert "book/latefail.md: code cell 1" in report and "error output" in report, report
 
 
 def test_the_cache_is_keyed_on_the_code(tmp_path, monkeypatch):

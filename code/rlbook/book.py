@@ -220,11 +220,46 @@ def build(root: Path | str = ".", *, cold: bool = False, quiet: bool = False) ->
     rc = proc.wait()
     log = _ANSI.sub("", "".join(lines))
     result = BuildResult(rc, log, time.perf_counter() - t0, summarize(root, log))
+    result.failures.extend(executed_problems(root))
     if rc != 0 and not result.failures:
         result.failures.append(f"jupyter-book exited with status {rc}; see the log above")
     (root / "_build").mkdir(exist_ok=True)
     (root / "_build" / "build.log").write_text(log)
     return result
+
+
+def output_problems(nb) -> list[tuple[int, str]]:
+    """(code-cell index from 1, description) of every error output and stderr stream.
+
+    An exception raised in a post-execute hook (matplotlib drawing a figure after the
+    cell ran, say) leaves an error output without failing the cell's execution, so the
+    executed notebooks are read back and such outputs count as failures too.
+    """
+    found = []
+    for i, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), 1):
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                found.append((i, f"{o.get('ename', 'Error')}: {o.get('evalue', '')}".strip()))
+            elif o.get("output_type") == "stream" and o.get("name") == "stderr":
+                found.append((i, "wrote to stderr: " + o.get("text", "")[:300]))
+    return found
+
+
+def executed_problems(root: Path) -> list[str]:
+    """Failures found in the executed notebooks of a build (see :func:`output_problems`)."""
+    import nbformat
+
+    out = []
+    for ch in chapters(root):
+        executed = root / "_build" / "jupyter_execute" / ch.with_suffix(".ipynb")
+        if not is_notebook(root / ch) or not executed.exists():
+            continue
+        nb = nbformat.read(executed, as_version=4)
+        for i, what in output_problems(nb):
+            first = [c for c in nb.cells if c.cell_type == "code"][i - 1].source.strip()
+            first = first.splitlines()[0][:70] if first else ""
+            out.append(f"{ch}: code cell {i} (`{first}`) left an error output: {what}")
+    return out
 
 
 def execute_chapter(path: Path | str, *, timeout: int = 600, out: Path | str | None = None
@@ -250,10 +285,9 @@ def execute_chapter(path: Path | str, *, timeout: int = 600, out: Path | str | N
         idx = next((i for i, c in enumerate(code, 1)
                     if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
         raise RuntimeError(f"{path}: code cell {idx} raised\n{exc}") from None
-    for i, c in enumerate((c for c in nb.cells if c.cell_type == "code"), 1):
-        for o in c.get("outputs", []):
-            if o.get("output_type") == "stream" and o.get("name") == "stderr":
-                raise RuntimeError(f"{path}: code cell {i} wrote to stderr:\n{o['text'][:2000]}")
+    problems = output_problems(nb)
+    if problems:
+        raise RuntimeError("\n".join(f"{path}: code cell {i}: {what}" for i, what in problems))
     seconds = time.perf_counter() - t0
     if out is not None:
         nbformat.write(nb, out)
