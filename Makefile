@@ -1,8 +1,7 @@
 # The book's commands. Everything runs inside .venv, made from the lock.
 #   make book       build _build/html, every cell executed (cached locally)
 #   make test       unit tests, a cold build of the book as a test, the built book in
-#                   headless Chromium (Debian's `chromium` package), a re-execution
-#                   of every chapter that must give the same outputs
+#                   headless Chromium (Debian's `chromium` package)
 #   make reproduce  execute every chapter twice from scratch and compare the outputs
 #   make bench      a cold build's execution time per chapter (_build/bench.json)
 #   make notebooks  every chapter as a plain .ipynb in _build/notebooks
@@ -43,7 +42,7 @@ test: $(STAMP)
 	if [ -f $(SKIPPED) ]; then echo; cat $(SKIPPED); fi; exit $${status:-0}
 
 reproduce: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider tests/test_reproducible.py
+	$(BIN)/python -m pytest -p no:cacheprovider -m reproduce tests/test_reproducible.py
 
 bench: $(STAMP)
 	$(BIN)/python -m rlbook.book --cold --bench

@@ -149,6 +149,7 @@ def test_a_difference_names_chapter_and_cell():
 
 
 @pytest.mark.book
+@pytest.mark.reproduce
 @pytest.mark.parametrize("chapter", [str(c) for c in CHAPTERS])
 def test_a_second_cold_execution_gives_the_same_outputs(built_book, chapter, tmp_path):
     built = EXECUTED / Path(chapter).with_suffix(".ipynb")
