@@ -24,13 +24,15 @@ module                  holds
 ``rollouts``            N environments side by side for T steps in one lax.scan,
                         auto-reset, a time-major Trajectory and episode returns
 ``returns``             discounted returns / reward-to-go with termination and
-                        truncation, as a readable loop and a reverse scan
+                        truncation, TD errors and GAE(γ, λ), each as a
+                        readable loop and a reverse scan
 ``replay``              a replay buffer as a fixed-size pytree
 ``natural``             Fisher-vector products (a jvp of the mean-KL gradient),
                         conjugate gradient, natural and KL-sized steps
 ``ntk``                 empirical neural tangent kernels, the linearized TD
                         update, its contraction modulus, PreQN
 ``agents.reinforce``    REINFORCE: make_train(config) and a readable update loop
+``agents.actor_critic`` policy gradient with a learned value baseline and GAE
 ``agents.npg``          sampled natural policy gradient
 ``agents.qlearning``    tabular Q-learning with Robbins–Monro step sizes
 ``agents.dqn``          DQN: replay buffer, target network

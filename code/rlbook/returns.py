@@ -46,6 +46,9 @@ __all__ = [
     "discounted_returns_loop",
     "episode_returns",
     "episode_returns_loop",
+    "td_errors",
+    "gae",
+    "gae_loop",
 ]
 
 
@@ -160,3 +163,83 @@ def episode_returns_loop(rewards, discounts, bootstrap=None, done=None) -> jax.A
         g_start = g[t] if t == 0 else jnp.where(starts_here, g[t], g_start)
         out.append(g_start)
     return jnp.stack(out)
+
+
+# --------------------------------------------------------------------------- TD errors and GAE
+
+
+def _prepare_values(rewards, discounts, values, next_values, done):
+    rewards, discounts, _, cut = _prepare(rewards, discounts, None, done)
+    values = jnp.asarray(values, rewards.dtype)
+    next_values = jnp.asarray(next_values, rewards.dtype)
+    for name, x in (("values", values), ("next_values", next_values)):
+        if x.shape != rewards.shape:
+            raise ValueError(f"{name} must have the shape of rewards {rewards.shape}, "
+                             f"got {x.shape}")
+    return rewards, discounts, values, next_values, cut
+
+
+def td_errors(rewards, discounts, values, next_values) -> jax.Array:
+    r"""δ_t = r_t + γ_t V(s_{t+1}) − V(s_t), elementwise, shape [T, ...].
+
+    ``values[t]`` is V(s_t) and ``next_values[t]`` is V(s_{t+1}) at the *pre-reset*
+    ``next_obs``, so a truncated step bootstraps from the state the time limit cut
+    (γ_t = γ), and a terminated one does not (γ_t = 0). The TD error is GAE with
+    λ = 0 (baselines chapter, ``bl-gae``; Sutton 1988).
+    """
+    rewards, discounts, values, next_values, _ = _prepare_values(
+        rewards, discounts, values, next_values, None)
+    return rewards + discounts * next_values - values
+
+
+def _check_lambda(lam):
+    _checks.discount("lam", lam, allow_one=True)
+
+
+def gae(rewards, discounts, values, next_values, lam, done=None) -> jax.Array:
+    r"""GAE(γ, λ) advantages Â_t = Σ_l (γλ)^l δ_{t+l} within each episode, by a reverse scan.
+
+    The recursion Â_t = δ_t + γ_t λ Â_{t+1} runs backwards and is cut where the
+    episode ends (``done``, or the end of the stream): there Â_t = δ_t, whose
+    ``next_values`` term already bootstraps through truncation (Schulman et al. 2016;
+    the baselines chapter, ``bl-def-gae``). λ = 0 gives :func:`td_errors`; λ = 1
+    gives :func:`discounted_returns` bootstrapped with ``next_values`` minus V(s_t).
+
+    Args:
+        rewards, discounts: r_t and γ_t = γ (1 − terminated_t), shape [T, ...].
+        values: V(s_t), shape [T, ...].
+        next_values: V(s_{t+1}) at the pre-reset next observation, shape [T, ...].
+        lam: λ ∈ [0, 1], a scalar (may be traced, so ``jax.vmap`` over λ works).
+        done: episode ended at t (terminated or truncated), bool [T, ...].
+
+    Returns:
+        Â_t, shape [T, ...]; the λ-return targets for the critic are Â_t + V(s_t).
+    """
+    _check_lambda(lam)
+    rewards, discounts, values, next_values, cut = _prepare_values(
+        rewards, discounts, values, next_values, done)
+    delta = rewards + discounts * next_values - values
+    lam = jnp.asarray(lam, rewards.dtype)
+
+    def back(a_next, x):
+        d, gamma_t, c = x
+        a = d + gamma_t * lam * jnp.where(c, 0.0, a_next)
+        return a, a
+
+    _, adv = jax.lax.scan(back, jnp.zeros_like(rewards[0]), (delta, discounts, cut),
+                          reverse=True)
+    return adv
+
+
+def gae_loop(rewards, discounts, values, next_values, lam, done=None) -> jax.Array:
+    """:func:`gae` as a plain loop from the last step back, following ``bl-alg-minibatch``."""
+    _check_lambda(lam)
+    rewards, discounts, values, next_values, cut = _prepare_values(
+        rewards, discounts, values, next_values, done)
+    T = rewards.shape[0]
+    A = [None] * T
+    for t in reversed(range(T)):
+        delta = rewards[t] + discounts[t] * next_values[t] - values[t]
+        later = jnp.where(cut[t], 0.0, A[t + 1] if t + 1 < T else 0.0)
+        A[t] = delta + discounts[t] * lam * later
+    return jnp.stack(A)
