@@ -98,6 +98,36 @@ def test_a_failing_check_fails_the_build_and_names_chapter_and_cell(tmp_path):
     assert "book/latefail.md: code cell 1" in report and "error output" in report, report
 
 
+@pytest.mark.book
+def test_the_downloaded_notebook_holds_each_line_once(tmp_path):
+    """Streams are merged on the page, and the notebook keeps exactly what the kernel sent."""
+    pages = {
+        "intro": "# A throw-away book\n\nNothing to execute here.\n",
+        "streams": HEADER + textwrap.dedent("""\
+            # A chapter that prints in chunks
+
+            ```{code-cell} ipython3
+            import sys, time
+            print("first line")
+            sys.stdout.flush()
+            time.sleep(0.5)
+            print("second line\\n")
+            ```
+            """),
+    }
+    root = make_book(tmp_path, pages)
+    result = book.build(root, cold=True, quiet=True)
+    assert result.ok, "\n".join(result.failures)
+    nb = nbformat.read(root / "_build/html/_sources/book/streams.ipynb", as_version=4)
+    outputs = [c for c in nb.cells if c.cell_type == "code"][0].outputs
+    # The kernel sent two chunks: that is what makes the merge (and its bug) matter.
+    assert len(outputs) == 2, outputs
+    assert "".join(o.text for o in outputs) == "first line\nsecond line\n\n", outputs
+    page = (root / "_build/html/book/streams.html").read_text()
+    # ... and the page shows them as one block (the source holds each line once more).
+    assert page.count("first line\nsecond line") == 1, page
+
+
 def test_the_cache_is_keyed_on_the_code(tmp_path, monkeypatch):
     monkeypatch.delenv("CI", raising=False)  # in CI every build is cold by design
     monkeypatch.delenv("RLBOOK_REUSE_CACHE", raising=False)

@@ -4,12 +4,31 @@ myst-nb writes every executed chapter to ``_build/jupyter_execute/<page>.ipynb``
 This extension copies it next to the page's source under ``_sources/`` and adds an
 ``.ipynb`` entry to sphinx-book-theme's download menu, so a reader can open the
 chapter, outputs included, in Jupyter.
+
+myst-nb 1.x merges a cell's stream outputs for display (``nb_merge_streams``) by
+appending to the first stream output *in place*, so the notebook it then writes
+holds the merged text followed by the later chunks a second time (and loses a
+trailing blank line). The merge is made to work on a copy: the page shows merged
+streams and the notebook keeps the outputs exactly as the kernel sent them.
 """
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
+
+from myst_nb.core import render as _render
+
+
+def _merge_on_a_copy() -> None:
+    merge = getattr(_render.coalesce_streams, "__wrapped__", _render.coalesce_streams)
+
+    def coalesce_copies(outputs):
+        return merge(copy.deepcopy(outputs))
+
+    coalesce_copies.__wrapped__ = merge
+    _render.coalesce_streams = coalesce_copies
 
 
 def _add_notebook(app, pagename, templatename, context, doctree):
@@ -35,6 +54,7 @@ def _add_notebook(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    _merge_on_a_copy()
     # After sphinx-book-theme has assembled its header buttons (priority 501).
     app.connect("html-page-context", _add_notebook, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
