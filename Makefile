@@ -1,8 +1,9 @@
 # The book's commands. Everything runs inside .venv, made from the lock.
 #   make book       build _build/html, every cell executed (cached locally)
 #   make test       unit tests, a cold build of the book as a test, the built book in
-#                   headless Chromium (Debian's `chromium` package)
-#   make reproduce  execute every chapter twice from scratch and compare the outputs
+#                   headless Chromium (Debian's `chromium` package), and every chapter
+#                   executed once more and compared with the build's outputs
+#   make reproduce  only that last comparison (after a cold build)
 #   make bench      a cold build's execution time per chapter (_build/bench.json)
 #   make notebooks  every chapter as a plain .ipynb in _build/notebooks
 #   make lock       regenerate requirements.txt from pyproject.toml

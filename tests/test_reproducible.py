@@ -11,7 +11,8 @@ reprs (``at 0x7f…``), which are not numbers of the book. Images are not compar
 A difference names the chapter, the cell (its number among the chapter's code cells
 and first line) and the first differing line of each execution.
 
-``make reproduce`` runs this file alone: a cold build, then the second execution.
+It runs in ``make test`` after the cold build that the other book tests share;
+``make reproduce`` runs this file alone (a cold build, then the second execution).
 """
 
 from __future__ import annotations
