@@ -69,3 +69,10 @@ def test_train_is_pure_and_vmaps_over_lambda():
     np.testing.assert_allclose(again["return_sum"], metrics["return_sum"][0, 1], rtol=1e-5)
     _, default = jax.jit(train)(keys[1])
     assert np.all(np.isfinite(np.asarray(default["value_loss"])))
+
+
+@pytest.mark.parametrize("lam", [1.5, -0.1, float("nan")])
+def test_train_rejects_a_bad_lambda_before_any_work(lam):
+    train = actor_critic.make_train(small_config())
+    with pytest.raises(ValueError, match="gae_lambda"):
+        train(jax.random.PRNGKey(0), lam)
