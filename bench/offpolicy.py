@@ -44,7 +44,7 @@ PASSES = {
 
 def _configs(mod, size):
     if size == "chapter":
-        return mod.Config(total_steps=20_000, train_every=2, eval_every=1_000, eval_episodes=10)
+        return mod.Config(total_steps=20_000, train_every=2, eval_every=1_000, eval_episodes=5)
     return mod.Config(total_steps=SHORT_STEPS, learning_starts=100, hidden=(256, 256),
                       batch_size=256, eval_every=SHORT_STEPS, eval_episodes=2,
                       buffer_size=SHORT_STEPS)
