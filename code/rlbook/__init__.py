@@ -43,6 +43,10 @@ module                  holds
 ``agents.sac``          SAC with twin critics and a learned temperature
 ``agents.fqi``          fitted Q-iteration with explicit maximization, amortized
                         maximizers, NFQCA
+``agents.svg``          policy optimization through a model: one-step pathwise
+                        and score-function gradients, BPO's n-step objective
+                        and its forward recursion, noise inference, SVG(1) and
+                        SVG(∞) on Pendulum's differentiable dynamics
 ``noise``               the Ornstein–Uhlenbeck process (Euler–Maruyama)
 ``plotting``            shared figure helpers (the only module importing
                         matplotlib)
