@@ -34,6 +34,11 @@ module                  holds
 ``agents.reinforce``    REINFORCE: make_train(config) and a readable update loop
 ``agents.actor_critic`` policy gradient with a learned value baseline and GAE
 ``agents.npg``          sampled natural policy gradient
+``agents.trpo``         TRPO: importance-weighted surrogate, mean KL, the
+                        KL-limited backtracking line search (vectorized and as
+                        a loop), natural step, GAE critic
+``agents.ppo``          PPO: the clipped surrogate L^CLIP, E epochs of K
+                        minibatches, GAE critic
 ``agents.qlearning``    tabular Q-learning with Robbins–Monro step sizes
 ``agents.dqn``          DQN: replay buffer, target network
 ``agents.offpolicy``    what DDPG, TD3 and SAC share: TD target, critic and actor
