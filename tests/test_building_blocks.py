@@ -136,3 +136,32 @@ def test_plotting_band_is_a_t_interval():
         plotting.mean_and_band(y, 1.0)
     with pytest.raises(ValueError, match="samples"):
         plotting.violin({})
+
+
+@pytest.mark.parametrize("agent", ["reinforce", "npg", "actor_critic", "trpo", "ppo"])
+@pytest.mark.parametrize("field, bad", [
+    ("env_name", "MountainCar-v0"),
+    ("hidden", (64, 0)),
+    ("hidden", [64, 64]),
+    ("hidden", (64, True)),
+])
+def test_every_on_policy_config_names_its_bad_field(agent, field, bad):
+    import importlib
+
+    config = importlib.import_module(f"rlbook.agents.{agent}").Config
+    config()  # the defaults are valid
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        config(**{field: bad})
+
+
+@pytest.mark.parametrize("agent, field", [
+    ("reinforce", "reward_to_go"), ("npg", "discount_states"),
+    ("actor_critic", "normalize_advantages"), ("trpo", "normalize_advantages"),
+    ("ppo", "normalize_advantages"),
+])
+def test_a_flag_must_be_a_bool_not_merely_truthy(agent, field):
+    import importlib
+
+    config = importlib.import_module(f"rlbook.agents.{agent}").Config
+    with pytest.raises(ValueError, match=f"^{field} must be a bool, got 1"):
+        config(**{field: 1})

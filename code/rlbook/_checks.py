@@ -46,6 +46,26 @@ def positive_int(name: str, n) -> None:
         raise ValueError(f"{name} must be a positive integer, got {n!r}")
 
 
+def one_of(name: str, value, options) -> None:
+    """``value`` is one of ``options`` (a tuple)."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}")
+
+
+def flag(name: str, value) -> None:
+    """``value`` is a bool (not merely truthy)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+
+
+def widths(name: str, hidden) -> None:
+    """``hidden`` is a tuple of positive ints: the hidden-layer widths of a network."""
+    if not isinstance(hidden, tuple) or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
+            for n in hidden):
+        raise ValueError(f"{name} must be a tuple of positive ints, got {hidden!r}")
+
+
 def ndim(name: str, x, expected: int) -> None:
     if np.ndim(x) != expected:
         raise ValueError(f"{name} must have {expected} dimensions, got shape {np.shape(x)}")

@@ -75,8 +75,7 @@ class Config:
 
     def __post_init__(self):
         names = ("CartPole-v1", "Pendulum-v1")
-        if self.env_name not in names:
-            raise ValueError(f"env_name must be one of {names}, got {self.env_name!r}")
+        _checks.one_of("env_name", self.env_name, names)
         for name in ("n_updates", "n_envs", "n_steps", "n_epochs", "n_minibatches"):
             _checks.positive_int(name, getattr(self, name))
         if (self.n_envs * self.n_steps) % self.n_minibatches:
@@ -88,13 +87,8 @@ class Config:
         _checks.positive("value_coef", self.value_coef, strict=False)
         _checks.positive("entropy_coef", self.entropy_coef, strict=False)
         _checks.positive("max_grad_norm", self.max_grad_norm)
-        if not isinstance(self.normalize_advantages, bool):
-            raise ValueError(f"normalize_advantages must be a bool, "
-                             f"got {self.normalize_advantages!r}")
-        if not isinstance(self.hidden, tuple) or not all(
-                isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
-                for n in self.hidden):
-            raise ValueError(f"hidden must be a tuple of positive ints, got {self.hidden!r}")
+        _checks.flag("normalize_advantages", self.normalize_advantages)
+        _checks.widths("hidden", self.hidden)
 
 
 class TrainState(NamedTuple):

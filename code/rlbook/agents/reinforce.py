@@ -71,21 +71,16 @@ class Config:
 
     def __post_init__(self):
         names = ("CartPole-v1", "Pendulum-v1")
-        if self.env_name not in names:
-            raise ValueError(f"env_name must be one of {names}, got {self.env_name!r}")
+        _checks.one_of("env_name", self.env_name, names)
         _checks.positive_int("n_updates", self.n_updates)
         _checks.positive_int("n_episodes", self.n_episodes)
         if self.horizon is not None:
             _checks.positive_int("horizon", self.horizon)
         _checks.discount("gamma", self.gamma, allow_one=True)
         _checks.positive("learning_rate", self.learning_rate)
-        if not isinstance(self.hidden, tuple) or not all(
-                isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
-                for n in self.hidden):
-            raise ValueError(f"hidden must be a tuple of positive ints, got {self.hidden!r}")
+        _checks.widths("hidden", self.hidden)
         for name in ("anneal_lr", "reward_to_go", "discount_states"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            _checks.flag(name, getattr(self, name))
 
 
 class TrainState(NamedTuple):

@@ -81,8 +81,7 @@ class Config:
 
     def __post_init__(self):
         names = ("CartPole-v1", "Pendulum-v1")
-        if self.env_name not in names:
-            raise ValueError(f"env_name must be one of {names}, got {self.env_name!r}")
+        _checks.one_of("env_name", self.env_name, names)
         for name in ("n_updates", "n_envs", "n_steps", "cg_iters", "backtrack_iters",
                      "value_steps"):
             _checks.positive_int(name, getattr(self, name))
@@ -93,13 +92,8 @@ class Config:
         if not 0.0 < self.backtrack_coef < 1.0:
             raise ValueError(f"backtrack_coef must lie in (0, 1), got {self.backtrack_coef}")
         _checks.positive("value_learning_rate", self.value_learning_rate)
-        if not isinstance(self.normalize_advantages, bool):
-            raise ValueError(f"normalize_advantages must be a bool, "
-                             f"got {self.normalize_advantages!r}")
-        if not isinstance(self.hidden, tuple) or not all(
-                isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
-                for n in self.hidden):
-            raise ValueError(f"hidden must be a tuple of positive ints, got {self.hidden!r}")
+        _checks.flag("normalize_advantages", self.normalize_advantages)
+        _checks.widths("hidden", self.hidden)
 
 
 class TrainState(NamedTuple):
