@@ -297,7 +297,9 @@ _ARTICLE_LINKS = """() => {
 KNOWN_CONSOLE_ERRORS: set[str] = set()
 
 # A cell that makes a matplotlib figure (and does not close it) must show an image.
-MAKES_FIGURE = re.compile(r"\bplt\.(?:subplots|subplot|figure)\s*\(|\bplotting\.\w+\s*\(")
+# rlbook.plotting's drawing functions (mean_and_band only computes the band, draws nothing)
+MAKES_FIGURE = re.compile(r"\bplt\.(?:subplots|subplot|figure)\s*\("
+                          r"|\bplotting\.(?:axes|learning_curve|violin)\s*\(")
 
 RAW_TEX = [
     (re.compile(r"\$\$"), "raw $$"),
@@ -553,3 +555,19 @@ def test_the_checks_fail_on_broken_pages(browser, broken_site, page):
     for expected in EXPECTED[page]:
         assert any(expected in p for p in problems), (
             f"{page}: expected a problem containing {expected!r}, got:\n  " + "\n  ".join(problems))
+
+
+def test_the_figure_pattern_knows_every_drawing_helper():
+    """A new helper in rlbook.plotting that draws must be added to MAKES_FIGURE."""
+    import inspect
+
+    from rlbook import plotting
+
+    computes_only = {"mean_and_band"}
+    drawing = [n for n, f in inspect.getmembers(plotting, inspect.isfunction)
+               if f.__module__ == plotting.__name__ and not n.startswith("_")
+               and n not in computes_only]
+    assert drawing, "rlbook.plotting has no drawing helpers?"
+    for name in drawing:
+        assert MAKES_FIGURE.search(f"fig, ax = plotting.{name}(x, y)"), name
+    assert not MAKES_FIGURE.search("lo, hi = plotting.mean_and_band(y)")
