@@ -37,7 +37,7 @@ import optax
 from rlbook import _checks, envs, nets, policies, returns, rollouts
 
 __all__ = ["Config", "TrainState", "components", "value", "rollout", "targets", "loss",
-           "update", "make_step", "make_train", "update_loop"]
+           "update", "epochs", "make_step", "make_train", "update_loop"]
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,26 @@ def _flatten(traj, adv, tgt) -> Batch:
     return Batch(flat(traj.obs), flat(traj.action), flat(adv), flat(tgt))
 
 
+def epochs(minibatch_step, carry, batch, key, n_epochs: int, n_minibatches: int):
+    """E passes over ``batch``, each a fresh permutation cut into K minibatches.
+
+    ``minibatch_step(carry, minibatch) -> (carry, aux)`` is scanned over the K
+    minibatches of each pass (leaves of ``batch`` are [B, ...], B divisible by K);
+    returns ``(carry, aux)`` with ``aux`` leaves [E, K, ...]. Shared by this agent
+    and PPO (``rlbook.agents.ppo``).
+    """
+    n_batch = jax.tree_util.tree_leaves(batch)[0].shape[0]
+    mb = n_batch // n_minibatches
+
+    def epoch(carry, k):
+        perm = jax.random.permutation(k, n_batch)
+        shuffled = jax.tree_util.tree_map(
+            lambda x: x[perm].reshape((n_minibatches, mb) + x.shape[1:]), batch)
+        return jax.lax.scan(minibatch_step, carry, shuffled)
+
+    return jax.lax.scan(epoch, carry, jax.random.split(key, n_epochs))
+
+
 def make_step(config: Config):
     """``step(state, key, lam) -> (state, metrics)``: one rollout and its gradient steps.
 
@@ -200,8 +220,6 @@ def make_step(config: Config):
     ``value_loss``, ``entropy`` (of the last gradient step).
     """
     env, env_params, policy, optimizer = components(config)
-    n_batch = config.n_envs * config.n_steps
-    mb = n_batch // config.n_minibatches
 
     def step(state: TrainState, key, lam):
         k_roll, k_perm = jax.random.split(key)
@@ -210,27 +228,17 @@ def make_step(config: Config):
         adv, tgt = targets(state.params["value"], traj, config.gamma, lam)
         batch = _flatten(traj, adv, tgt)
 
-        def epoch(carry, k):
-            perm = jax.random.permutation(k, n_batch)
-            shuffled = jax.tree_util.tree_map(
-                lambda x: x[perm].reshape((config.n_minibatches, mb) + x.shape[1:]), batch)
-
-            def minibatch(carry, b):
-                params, opt_state = carry
-                params, opt_state, (_, aux) = update(params, opt_state, optimizer, policy, b,
-                                                     config)
-                return (params, opt_state), aux
-
-            return jax.lax.scan(minibatch, carry, shuffled)
+        def minibatch(carry, b):
+            params, opt_state = carry
+            params, opt_state, (_, aux) = update(params, opt_state, optimizer, policy, b, config)
+            return (params, opt_state), aux
 
         if config.n_epochs == 1 and config.n_minibatches == 1:  # one step on the whole rollout
-            params, opt_state, (_, aux) = update(state.params, state.opt_state, optimizer,
-                                                 policy, batch, config)
+            (params, opt_state), aux = minibatch((state.params, state.opt_state), batch)
             aux = jax.tree_util.tree_map(lambda x: x[None, None], aux)
         else:
-            (params, opt_state), aux = jax.lax.scan(
-                epoch, (state.params, state.opt_state),
-                jax.random.split(k_perm, config.n_epochs))
+            (params, opt_state), aux = epochs(minibatch, (state.params, state.opt_state), batch,
+                                              k_perm, config.n_epochs, config.n_minibatches)
         metrics = {
             "return_sum": jnp.sum(episodes.returns),
             "episodes": jnp.sum(episodes.done),

@@ -20,14 +20,14 @@ compile. Book chapter: "Trust regions, TRPO and PPO" (labels ``tr-``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rlbook import _checks, envs, nets, policies, rollouts
+from rlbook import _checks, nets, rollouts
 from rlbook.agents import actor_critic
 
 __all__ = ["Config", "TrainState", "clipped_objective", "Batch", "loss", "make_step",
@@ -88,18 +88,10 @@ class Config:
         _checks.widths("hidden", self.hidden)
 
 
-class TrainState(NamedTuple):
-    """Carried from one update to the next.
-
-    Attributes:
-        params: ``{"policy": θ, "value": φ}``.
-        opt_state: Adam's state for both.
-        env: the environments between rollouts (``rlbook.rollouts.RolloutState``).
-    """
-
-    params: Any
-    opt_state: Any
-    env: rollouts.RolloutState
+# The carried state (θ, φ, Adam's state, the environments) and the optimizer are the
+# actor-critic's: PPO changes only the loss.
+TrainState = actor_critic.TrainState
+components = actor_critic.components
 
 
 def clipped_objective(ratio, advantage, clip_eps) -> jax.Array:
@@ -149,15 +141,6 @@ def loss(params, policy, batch: Batch, clip_eps, value_coef, entropy_coef,
     return total, (objective, value_loss, entropy, clip_fraction)
 
 
-def components(config: Config):
-    """``(env, env_params, policy, optimizer)`` that a config describes."""
-    env, env_params = envs.make(config.env_name)
-    policy = policies.for_env(env, config.hidden)
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                            optax.adam(config.learning_rate))
-    return env, env_params, policy, optimizer
-
-
 def make_step(config: Config):
     """``step(state, key, clip_eps) -> (state, metrics)``: one rollout, E·K Adam steps.
 
@@ -167,8 +150,6 @@ def make_step(config: Config):
     the one after the E epochs), ``clip_fraction`` and ``value_loss`` (last step).
     """
     env, env_params, policy, optimizer = components(config)
-    n_batch = config.n_envs * config.n_steps
-    mb = n_batch // config.n_minibatches
 
     def step(state: TrainState, key, clip_eps):
         k_roll, k_perm = jax.random.split(key)
@@ -190,14 +171,9 @@ def make_step(config: Config):
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), aux
 
-        def epoch(carry, k):
-            perm = jax.random.permutation(k, n_batch)
-            shuffled = jax.tree_util.tree_map(
-                lambda x: x[perm].reshape((config.n_minibatches, mb) + x.shape[1:]), batch)
-            return jax.lax.scan(minibatch, carry, shuffled)
-
-        (params, opt_state), aux = jax.lax.scan(
-            epoch, (state.params, state.opt_state), jax.random.split(k_perm, config.n_epochs))
+        (params, opt_state), aux = actor_critic.epochs(
+            minibatch, (state.params, state.opt_state), batch, k_perm, config.n_epochs,
+            config.n_minibatches)
         kl = jnp.mean(jax.vmap(policy.kl, (None, None, 0))(theta, params["policy"], obs))
         metrics = {
             "return_sum": jnp.sum(episodes.returns),
