@@ -161,3 +161,13 @@ def test_notebooks_are_plain_ipynb_with_the_chapters_code(tmp_path):
         nbformat.validate(nb)
         source = [c.source for c in jupytext.read(ROOT / chapter).cells if c.cell_type == "code"]
         assert [c.source for c in nb.cells if c.cell_type == "code"] == source
+
+
+def test_chapters_run_with_single_threaded_eigen(monkeypatch):
+    """The workaround for XLA:CPU's Eigen pool hang reaches every chapter kernel, and keeps
+    the caller's own XLA flags."""
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    flags = book.kernel_env()["XLA_FLAGS"].split()
+    assert flags == ["--xla_dump_to=/tmp/x", "--xla_cpu_multi_thread_eigen=false"]
+    monkeypatch.delenv("XLA_FLAGS")
+    assert book.kernel_env()["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false"

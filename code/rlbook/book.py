@@ -125,9 +125,18 @@ def prepare_cache(root: Path, cold: bool) -> str:
     return reason
 
 
+# XLA:CPU's multithreaded Eigen pool can wedge on large vmapped graphs: a chapter cell
+# that vmaps exact MDP solves over 4,000 policy pairs hung once in about six cold
+# executions here, every XLA thread waiting on a futex. Chapters run with single-threaded
+# Eigen (the known workaround), appended to whatever XLA_FLAGS the caller set.
+KERNEL_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
+
+
 def kernel_env() -> dict[str, str]:
     """The environment chapters execute in, in the build and on their own."""
-    return dict(os.environ, MPLBACKEND=KERNEL_MPLBACKEND, PYTHONHASHSEED="0", NO_COLOR="1")
+    xla = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), KERNEL_XLA_FLAGS) if f)
+    return dict(os.environ, MPLBACKEND=KERNEL_MPLBACKEND, PYTHONHASHSEED="0", NO_COLOR="1",
+                XLA_FLAGS=xla)
 
 
 @dataclass
