@@ -21,7 +21,7 @@ SKIPPED  := _build/browser-skipped.txt
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: book test unit bench notebooks lock clean venv reproduce
+.PHONY: book test unit bench notebooks lock clean venv reproduce calibrate
 
 venv: $(STAMP)
 
@@ -59,3 +59,8 @@ lock: | $(UV)
 
 clean:
 	rm -rf _build
+
+# The learning claims on 20 independent seed sets each (book/calibration.json); one
+# chapter: make calibrate CHAPTER=book/trust_regions.md
+calibrate: $(STAMP)
+	$(BIN)/python -m rlbook.book --calibrate $(if $(CHAPTER),--chapter $(CHAPTER))

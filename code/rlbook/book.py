@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["chapters", "code_hash", "build", "BuildResult", "execute_chapter", "notebooks",
-           "bench", "main", "reuse_cache"]
+           "bench", "main", "reuse_cache", "calibrate", "claim_chapters"]
 
 CACHE_DIR = Path("_build") / ".jupyter_cache"
 HASH_FILE = Path("_build") / ".rlbook-code-hash"
@@ -107,13 +107,16 @@ def reuse_cache() -> bool:
 def prepare_cache(root: Path, cold: bool) -> str:
     """Empty the execution cache when asked, in CI, or when ``code/`` changed. Says which."""
     cache, stamp = root / CACHE_DIR, root / HASH_FILE
-    digest = code_hash(root)
+    from rlbook import seeds
+
+    digest = code_hash(root) + f" RLBOOK_SEED={seeds.build_seed()}"
     previous = stamp.read_text().strip() if stamp.exists() else None
     in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
     if cold or (in_ci and not reuse_cache()):
         reason = "cold build"
     elif previous != digest:
-        reason = "code/ or the lock changed since the cached run" if previous else "no cache yet"
+        reason = ("code/, the lock or RLBOOK_SEED changed since the cached run" if previous
+                  else "no cache yet")
     else:
         reason = ""
     if reason:
@@ -132,11 +135,22 @@ def prepare_cache(root: Path, cold: bool) -> str:
 KERNEL_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
 
 
-def kernel_env() -> dict[str, str]:
+# XLA's persistent compilation cache: a program compiled once (by the build, the second
+# execution of `make test`, calibration or a reader's kernel) is read back, not compiled
+# again. Same program, same executable: it never changes a result, only the time.
+JAX_CACHE = Path(__file__).resolve().parents[2] / "_build" / "jax-cache"
+
+
+def kernel_env(**extra: str) -> dict[str, str]:
     """The environment chapters execute in, in the build and on their own."""
     xla = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), KERNEL_XLA_FLAGS) if f)
-    return dict(os.environ, MPLBACKEND=KERNEL_MPLBACKEND, PYTHONHASHSEED="0", NO_COLOR="1",
-                XLA_FLAGS=xla)
+    env = dict(os.environ, MPLBACKEND=KERNEL_MPLBACKEND, PYTHONHASHSEED="0", NO_COLOR="1",
+               XLA_FLAGS=xla)
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(JAX_CACHE))
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+    env.update(extra)
+    return env
 
 
 @dataclass
@@ -271,11 +285,12 @@ def executed_problems(root: Path) -> list[str]:
     return out
 
 
-def execute_chapter(path: Path | str, *, timeout: int = 600, out: Path | str | None = None
-                    ) -> float:
+def execute_chapter(path: Path | str, *, timeout: int = 600, out: Path | str | None = None,
+                    env: dict[str, str] | None = None) -> float:
     """Execute one chapter in a fresh kernel (no Sphinx); raise naming the failing cell.
 
-    With ``out``, the executed notebook is written there.
+    With ``out``, the executed notebook is written there; ``env`` adds variables to the
+    kernel's environment (``RLBOOK_SEED``, say).
     """
     import jupytext
     import nbformat
@@ -288,7 +303,7 @@ def execute_chapter(path: Path | str, *, timeout: int = 600, out: Path | str | N
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     t0 = time.perf_counter()
     try:
-        client.execute(env=kernel_env())
+        client.execute(env=kernel_env(**(env or {})))
     except CellExecutionError as exc:
         code = [c for c in nb.cells if c.cell_type == "code"]
         idx = next((i for i, c in enumerate(code, 1)
@@ -362,6 +377,70 @@ def bench(root: Path | str = ".") -> dict:
     return report
 
 
+CALIBRATION_SEED = 1000   # calibration draws its seed sets away from the seeds builds use
+
+
+def claim_chapters(root: Path | str = ".") -> list[Path]:
+    """The chapters that state learning claims (call ``claims.check``)."""
+    root = Path(root)
+    return [c for c in chapters(root)
+            if is_notebook(root / c) and "claims.check(" in (root / c).read_text()]
+
+
+def calibrate(root: Path | str = ".", *, sets: int = 20, only: list[Path] | None = None,
+              jobs: int = 2) -> dict:
+    """Execute every claim-stating chapter on ``sets`` seed sets; merge the records.
+
+    Each chapter runs in a fresh kernel with ``RLBOOK_SEED_SETS=sets`` and
+    ``RLBOOK_SEED=CALIBRATION_SEED``; :func:`rlbook.claims.check` writes one record per
+    claim under ``_build/calibration/``. The records of the chapters run replace theirs
+    in ``book/calibration.json``; the others are kept.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rlbook import claims
+
+    if sets < 20:
+        raise ValueError(f"sets must be at least 20, got {sets}")
+    root = Path(root).resolve()
+    todo = [Path(c) for c in only] if only else claim_chapters(root)
+    out_root = root / "_build" / "calibration"
+
+    def run(ch: Path):
+        out = out_root / ch.stem
+        shutil.rmtree(out, ignore_errors=True)
+        env = {"RLBOOK_SEED_SETS": str(sets), "RLBOOK_SEED": str(CALIBRATION_SEED),
+               claims.OUT_ENV: str(out)}
+        t0 = time.perf_counter()
+        print(f"calibrate: {ch} on {sets} seed sets ...", flush=True)
+        execute_chapter(root / ch, timeout=6000, env=env)
+        print(f"calibrate: {ch} done in {time.perf_counter() - t0:.0f} s", flush=True)
+        return ch, out
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        done = list(pool.map(run, todo))
+    import fcntl
+
+    lock = open(root / "_build" / "calibration.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)          # calibrations of other chapters may merge too
+    records = claims.load()
+    for ch, out in done:
+        records = {k: v for k, v in records.items() if v.get("chapter") != str(ch)}
+        for f in sorted(out.glob("*.json")):
+            rec = json.loads(f.read_text())
+            rec["chapter"] = str(ch)
+            records[rec.pop("name")] = rec
+    records = dict(sorted(records.items()))
+    claims.CALIBRATION.write_text(json.dumps(records, indent=1) + "\n")
+    lock.close()
+    for name, rec in records.items():
+        m, mean, sd = claims.margin(rec["values"], rec["threshold"], rec["above"])
+        flag = "" if m >= claims.MIN_MARGIN else "   <-- below the required margin"
+        print(f"{name:<50} mean {mean:10.4g}  sd {sd:9.3g}  threshold "
+              f"{'≥' if rec['above'] else '≤'} {rec['threshold']:<9.4g} margin {m:6.2f}{flag}")
+    return records
+
+
 def format_bench(report: dict) -> str:
     rows = [f"{'chapter':<48} {'seconds':>8}", "-" * 57]
     for ch, sec in report["chapters"].items():
@@ -379,15 +458,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold", action="store_true", help="empty the execution cache first")
     ap.add_argument("--bench", action="store_true", help="cold build, then _build/bench.json")
     ap.add_argument("--notebooks", action="store_true", help="write _build/notebooks/*.ipynb")
-    ap.add_argument("--chapter", type=Path, help="execute one chapter only, no HTML")
+    ap.add_argument("--chapter", type=Path, action="append",
+                    help="execute one chapter only, no HTML (with --calibrate: calibrate it)")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="calibrate the learning claims (book/calibration.json)")
+    ap.add_argument("--sets", type=int, default=20, help="seed sets for --calibrate")
     args = ap.parse_args(argv)
     root = Path.cwd()
+    if args.calibrate:
+        calibrate(root, sets=args.sets, only=args.chapter)
+        return 0
     if args.notebooks:
         for p in notebooks(root):
             print(p)
         return 0
     if args.chapter:
-        print(f"{args.chapter}: executed in {execute_chapter(args.chapter):.1f} s")
+        for ch in args.chapter:
+            print(f"{ch}: executed in {execute_chapter(ch):.1f} s (RLBOOK_SEED="
+                  f"{os.environ.get('RLBOOK_SEED', '0')})")
         return 0
     if args.bench:
         bench(root)
