@@ -128,20 +128,50 @@ def test_the_downloaded_notebook_holds_each_line_once(tmp_path):
     assert page.count("first line\nsecond line") == 1, page
 
 
-def test_the_cache_is_keyed_on_the_code(tmp_path, monkeypatch):
+def test_chapter_modules_follow_imports_through_the_package(tmp_path):
+    pkg = tmp_path / "code" / "rlbook"
+    (pkg / "agents").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "nets.py").write_text("import numpy\n")
+    (pkg / "mdp.py").write_text("x = 1\n")
+    (pkg / "unused.py").write_text("from rlbook import mdp\n")
+    (pkg / "agents" / "__init__.py").write_text("")
+    (pkg / "agents" / "base.py").write_text("from .. import nets\n")
+    (pkg / "agents" / "ppo.py").write_text("from .base import thing\nfrom rlbook.mdp import x\n")
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "c.md").write_text(HEADER + "\n```{code-cell} ipython3\n%matplotlib "
+                                            "inline\nfrom rlbook.agents import ppo\n```\n")
+    got = {p.relative_to(pkg).as_posix() for p in book.chapter_modules(tmp_path, "book/c.md")}
+    assert got == {"__init__.py", "agents/__init__.py", "agents/ppo.py", "agents/base.py",
+                   "nets.py", "mdp.py"}
+
+
+def test_the_cache_is_keyed_per_chapter_on_what_it_imports(tmp_path, monkeypatch):
     monkeypatch.delenv("CI", raising=False)  # in CI every build is cold by design
     monkeypatch.delenv("RLBOOK_REUSE_CACHE", raising=False)
-    (tmp_path / "code" / "rlbook").mkdir(parents=True)
-    module = tmp_path / "code" / "rlbook" / "m.py"
-    module.write_text("x = 1\n")
+    monkeypatch.delenv("RLBOOK_SEED", raising=False)
+    pkg = tmp_path / "code" / "rlbook"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "m.py").write_text("x = 1\n")
+    (pkg / "n.py").write_text("y = 1\n")
     (tmp_path / "requirements.txt").write_text("numpy==2.0\n")
+    make_book(tmp_path, {
+        "intro": "# Intro\n",
+        "a": HEADER + "# A\n\n```{code-cell} ipython3\nfrom rlbook import m\n```\n",
+        "b": HEADER + "# B\n\n```{code-cell} ipython3\nfrom rlbook.n import y\n```\n",
+    })
     assert book.prepare_cache(tmp_path, cold=False) == "no cache yet"
     assert book.prepare_cache(tmp_path, cold=False) == ""
-    module.write_text("x = 2\n")
-    assert "changed" in book.prepare_cache(tmp_path, cold=False)
+    (pkg / "m.py").write_text("x = 2\n")
+    assert book.prepare_cache(tmp_path, cold=False).endswith(": book/a.md")
+    assert book.prepare_cache(tmp_path, cold=False) == ""
+    (tmp_path / "code" / "tools.py").write_text("# not imported by any chapter\n")
     assert book.prepare_cache(tmp_path, cold=False) == ""
     (tmp_path / "requirements.txt").write_text("numpy==2.1\n")
-    assert "changed" in book.prepare_cache(tmp_path, cold=False)
+    assert book.prepare_cache(tmp_path, cold=False).endswith(": book/a.md, book/b.md")
+    monkeypatch.setenv("RLBOOK_SEED", "3")
+    assert book.prepare_cache(tmp_path, cold=False).endswith(": book/a.md, book/b.md")
     assert book.prepare_cache(tmp_path, cold=True) == "cold build"
 
 
@@ -171,3 +201,23 @@ def test_chapters_run_with_single_threaded_eigen(monkeypatch):
     assert flags == ["--xla_dump_to=/tmp/x", "--xla_cpu_multi_thread_eigen=false"]
     monkeypatch.delenv("XLA_FLAGS")
     assert book.kernel_env()["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false"
+
+
+def test_progress_prints_one_line_per_chapter_with_what_remains(tmp_path):
+    make_book(tmp_path, {"intro": "# Intro\n",
+                         "a": HEADER + "# A\n\n```{code-cell} ipython3\nx = 1\n```\n",
+                         "b": HEADER + "# B\n\n```{code-cell} ipython3\nx = 2\n```\n"})
+    (tmp_path / "_build").mkdir()
+    (tmp_path / book.TIMES_FILE).write_text('{"book/a": 10.0, "book/b": 32.0}')
+    lines: list[str] = []
+    progress = book.Progress(tmp_path, write=lines.append)
+    for line in ["reading sources... [ 33%] book/intro\n",
+                 "reading sources... [ 66%] book/a\n",
+                 "/x/book/a.md: Executing notebook using local CWD [mystnb]\n",
+                 "/x/book/a.md: Executed notebook in 9.50 seconds [mystnb]\n",
+                 "reading sources... [100%] book/b\n",
+                 "/x/book/b.md: Using cached notebook: ID=2 [mystnb]\n"]:
+        progress.feed(line)
+    assert lines == ["[ 1/2] book/a: executing (last build: 10 s)",
+                     "[ 1/2] book/a: executed in 9.5 s; about 32 s of chapters left",
+                     "[ 2/2] book/b: unchanged, taken from the execution cache"]

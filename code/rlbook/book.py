@@ -9,9 +9,13 @@
 
 Locally the execution cache (jupyter-cache) skips chapters whose code cells did
 not change. jupyter-cache keys a notebook on its code cells only, so the driver
-also keys the whole cache on a hash of ``code/`` and the lock: a change to
-``rlbook`` empties it, and no stale chapter passes. With ``CI=true`` every
-build is cold, unless ``RLBOOK_REUSE_CACHE=1`` (see :func:`reuse_cache`).
+also keys each chapter on what else its execution depends on (:func:`chapter_key`:
+the modules of ``rlbook`` it imports, directly or through other modules, the data
+they read, the lock and ``RLBOOK_SEED``): a change to one agent re-executes only the
+chapters that import it, and no stale chapter passes. With ``CI=true`` every build
+is cold, unless ``RLBOOK_REUSE_CACHE=1`` (see :func:`reuse_cache`).
+
+``python -m rlbook.book --calibrate``  the learning claims on 20 seed sets (``make calibrate``).
 
 A failed build prints, for each failing chapter, the cell that raised (its
 index among the chapter's code cells and its first line) and the exception.
@@ -32,11 +36,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["chapters", "code_hash", "build", "BuildResult", "execute_chapter", "notebooks",
+__all__ = ["chapters", "chapter_key", "chapter_modules", "build", "BuildResult", "execute_chapter", "notebooks",
            "bench", "main", "reuse_cache", "calibrate", "claim_chapters"]
 
 CACHE_DIR = Path("_build") / ".jupyter_cache"
-HASH_FILE = Path("_build") / ".rlbook-code-hash"
+KEYS_FILE = Path("_build") / ".rlbook-chapter-keys.json"
 JB_ARGS = ["-W", "-n", "--keep-going"]
 # The kernels that execute chapters draw figures inline, as in Jupyter: with any other
 # backend (Agg, which `make` exports for the unit tests) a figure is never displayed,
@@ -81,16 +85,100 @@ def is_notebook(path: Path) -> bool:
     return head.startswith("---") and "jupytext:" in head and "kernelspec:" in head
 
 
-def code_hash(root: Path | str = ".") -> str:
-    """SHA-256 over every file under ``code/`` plus the lock: the key of the execution cache."""
+def _strip_magics(src: str) -> str:
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                     for line in src.splitlines())
+
+
+def _rlbook_imports(src: str, module: str | None = None) -> set[str]:
+    """Dotted names of the ``rlbook`` modules (or names in them) that ``src`` imports.
+
+    ``module`` is the dotted name of the module ``src`` belongs to, for its relative
+    imports; ``None`` for a chapter's code.
+    """
+    import ast
+
+    tree = ast.parse(_strip_magics(src))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "rlbook"}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if module is None:
+                    continue
+                parts = module.split(".")[: -node.level]   # the package the import is from
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base.split(".")[0] != "rlbook":
+                continue
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}
+    return found
+
+
+def _module_file(root: Path, name: str) -> Path | None:
+    base = root / "code" / Path(*name.split("."))
+    for p in (base.with_suffix(".py"), base / "__init__.py"):
+        if p.is_file():
+            return p
+    return None
+
+
+def chapter_modules(root: Path | str, chapter: Path | str) -> list[Path]:
+    """The files of ``rlbook`` a chapter imports, directly or through other modules of it.
+
+    Every package ``__init__`` on the way is included (importing ``rlbook.agents.ppo``
+    runs ``rlbook/__init__.py`` and ``rlbook/agents/__init__.py``).
+    """
     root = Path(root)
+    todo = {n for src in _code_cells(root / chapter) for n in _rlbook_imports(src)}
+    seen: dict[str, Path] = {}
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            sub = ".".join(parts[:i])
+            if sub in seen:
+                continue
+            f = _module_file(root, sub)
+            if f is None:          # a function or class imported from a module
+                continue
+            seen[sub] = f
+            own = sub if f.name != "__init__.py" else sub + ".__init__"
+            todo |= _rlbook_imports(f.read_text(encoding="utf-8"), own) - set(seen)
+    return sorted(set(seen.values()))
+
+
+# Files a chapter's outputs depend on besides its code and the modules it imports.
+DATA_DEPENDENCIES = {
+    "rlbook/claims.py": ["book/calibration.json"],     # claims.check reads the calibration
+}
+PAGE_DEPENDENCIES = {
+    "book/calibration.md": ["book/*.md", "book/calibration.json"],  # reads every chapter
+}
+
+
+def chapter_key(root: Path | str, chapter: Path | str) -> str:
+    """What a chapter's execution depends on besides its own cells (which jupyter-cache
+    keys itself): the ``rlbook`` files it imports, transitively, the data they read,
+    the lock, the build seed and the kernel's XLA flags. A SHA-256."""
+    from rlbook import seeds
+
+    root, chapter = Path(root), Path(chapter)
+    files = chapter_modules(root, chapter)
+    for f in list(files):
+        rel = f.relative_to(root / "code").as_posix()
+        files += [root / d for d in DATA_DEPENDENCIES.get(rel, [])]
+    for pattern in PAGE_DEPENDENCIES.get(chapter.as_posix(), []):
+        files += sorted(p for p in root.glob(pattern) if p != root / chapter)
+    files.append(root / "requirements.txt")
     h = hashlib.sha256()
-    files = sorted(p for p in (root / "code").rglob("*") if p.is_file() and "__pycache__" not in
-                   p.parts and not p.name.endswith(".egg-info"))
-    for p in files + [root / "requirements.txt"]:
-        if p.exists():
-            h.update(str(p.relative_to(root)).encode())
-            h.update(p.read_bytes())
+    for p in sorted(set(files)):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes() if p.exists() else b"(missing)")
+    h.update(f"RLBOOK_SEED={seeds.build_seed()} XLA={KERNEL_XLA_FLAGS}".encode())
     return h.hexdigest()
 
 
@@ -105,26 +193,48 @@ def reuse_cache() -> bool:
 
 
 def prepare_cache(root: Path, cold: bool) -> str:
-    """Empty the execution cache when asked, in CI, or when ``code/`` changed. Says which."""
-    cache, stamp = root / CACHE_DIR, root / HASH_FILE
-    from rlbook import seeds
+    """Drop from the execution cache what must execute again; say what and why.
 
-    digest = code_hash(root) + f" RLBOOK_SEED={seeds.build_seed()}"
-    previous = stamp.read_text().strip() if stamp.exists() else None
+    Everything goes when asked (``cold``) and in CI. Otherwise a chapter's cached
+    execution is dropped when :func:`chapter_key` changed since it was cached (a module
+    of ``rlbook`` it imports, the lock, the seed); jupyter-cache itself re-executes a
+    chapter whose code cells changed. A change to a module a chapter does not import,
+    or to this driver, re-executes nothing.
+    """
+    import json as _json
+
+    from jupyter_cache import get_cache
+
+    root = Path(root)
+    cache_dir, stamp = root / CACHE_DIR, root / KEYS_FILE
     in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    pages = [c for c in chapters(root) if is_notebook(root / c)]
+    keys = {str(c): chapter_key(root, c) for c in pages}
+    previous = _json.loads(stamp.read_text()) if stamp.exists() else {}
     if cold or (in_ci and not reuse_cache()):
         reason = "cold build"
-    elif previous != digest:
-        reason = ("code/, the lock or RLBOOK_SEED changed since the cached run" if previous
-                  else "no cache yet")
-    else:
-        reason = ""
-    if reason:
-        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(cache_dir, ignore_errors=True)
         shutil.rmtree(root / "_build" / "html", ignore_errors=True)
         shutil.rmtree(root / "_build" / "jupyter_execute", ignore_errors=True)
+    else:
+        stale = [c for c in keys if previous.get(c) != keys[c]]
+        reason = ""
+        if stale and cache_dir.exists():
+            cache = get_cache(cache_dir)
+            for rec in cache.list_cache_records():
+                try:
+                    rel = str(Path(rec.uri).resolve().relative_to(root.resolve()))
+                except ValueError:
+                    continue
+                if rel in stale:
+                    cache.remove_cache(rec.pk)
+        if not previous:
+            reason = "no cache yet"
+        elif stale:
+            reason = ("what these chapters import, the lock or RLBOOK_SEED changed: "
+                      + ", ".join(stale))
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(digest + "\n")
+    stamp.write_text(_json.dumps(keys, indent=1) + "\n")
     return reason
 
 
@@ -222,32 +332,104 @@ def summarize(root: Path, log: str) -> list[str]:
     return out
 
 
+TIMES_FILE = Path("_build") / ".rlbook-last-times.json"
+LOG_FILE = Path("_build") / "build.log"
+_READING = re.compile(r"reading sources\.\.\. \[\s*\d+%\] (?P<doc>\S+)")
+_EXECUTED = re.compile(r"Executed notebook in (?P<sec>[\d.]+) seconds")
+# The kernel's transport notice, printed once per chapter: the kernel listens on loopback.
+_KERNEL_NOTICE = re.compile(r"Kernel is running over TCP without encryption")
+
+
+class Progress:
+    """One line per chapter from Sphinx's log: its place, its time, and what remains
+    (estimated from the last build's per-chapter times)."""
+
+    def __init__(self, root: Path, write=None):
+        self.order = [c.with_suffix("").as_posix() for c in chapters(root)
+                      if is_notebook(root / c)]
+        path = root / TIMES_FILE
+        self.last = json.loads(path.read_text()) if path.exists() else {}
+        self.write = write or (lambda text: print(text, flush=True))
+        self.doc = None
+        self.done: set[str] = set()
+
+    def _left(self) -> str:
+        todo = [d for d in self.order if d not in self.done and d != self.doc]
+        known = [self.last[d] for d in todo if d in self.last]
+        if not self.last:
+            return ""
+        return f"; about {sum(known):.0f} s of chapters left" if todo else ""
+
+    def feed(self, line: str) -> None:
+        m = _READING.search(line)
+        if m:
+            self.doc = m["doc"]
+            return
+        if self.doc not in self.order:
+            return
+        i = self.order.index(self.doc) + 1
+        tag = f"[{i:>2}/{len(self.order)}] {self.doc}"
+        if "Executing notebook using" in line:
+            last = self.last.get(self.doc)
+            self.write(f"{tag}: executing" + (f" (last build: {last:.0f} s)" if last else ""))
+        elif (m := _EXECUTED.search(line)):
+            self.done.add(self.doc)
+            self.write(f"{tag}: executed in {float(m['sec']):.1f} s{self._left()}")
+        elif "Using cached notebook" in line:
+            self.done.add(self.doc)
+            self.write(f"{tag}: unchanged, taken from the execution cache")
+        elif "Executing notebook failed" in line:
+            self.done.add(self.doc)
+            self.write(f"{tag}: FAILED ({line.split('failed:')[-1].strip()})")
+
+
 def build(root: Path | str = ".", *, cold: bool = False, quiet: bool = False) -> BuildResult:
-    """Run ``jupyter-book build`` with warnings as errors; return its log and the failures."""
+    """Run ``jupyter-book build`` with warnings as errors; return its log and the failures.
+
+    Unless ``quiet``, it prints one line per chapter as it executes (``RLBOOK_VERBOSE=1``
+    prints Sphinx's whole log instead); the whole log is written to ``_build/build.log``
+    as it comes.
+    """
     root = Path(root).resolve()
     reason = prepare_cache(root, cold)
+    verbose = os.environ.get("RLBOOK_VERBOSE", "") == "1"
     if reason and not quiet:
-        print(f"rlbook.book: executing every chapter ({reason})", flush=True)
+        print(f"rlbook.book: executing chapters ({reason}); Sphinx's log: {LOG_FILE}",
+              flush=True)
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb), "build", str(root), "--all", *JB_ARGS]
     env = kernel_env()
     t0 = time.perf_counter()
+    (root / "_build").mkdir(exist_ok=True)
+    progress = Progress(root)
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if not quiet:
-            sys.stdout.write(line)
-            sys.stdout.flush()
+    with open(root / LOG_FILE, "w") as log_file:
+        for line in proc.stdout:
+            if _KERNEL_NOTICE.search(line):
+                continue
+            lines.append(line)
+            log_file.write(line)
+            log_file.flush()
+            if quiet:
+                continue
+            if verbose:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                progress.feed(_ANSI.sub("", line))
     rc = proc.wait()
     log = _ANSI.sub("", "".join(lines))
     result = BuildResult(rc, log, time.perf_counter() - t0, summarize(root, log))
     result.failures.extend(executed_problems(root))
     if rc != 0 and not result.failures:
-        result.failures.append(f"jupyter-book exited with status {rc}; see the log above")
-    (root / "_build").mkdir(exist_ok=True)
-    (root / "_build" / "build.log").write_text(log)
+        result.failures.append(f"jupyter-book exited with status {rc}; see {LOG_FILE}")
+    (root / LOG_FILE).write_text(log)
+    times = {str(Path(k).with_suffix("").as_posix()): v
+             for k, v in execution_times(root).items() if v == v}
+    if times:
+        (root / TIMES_FILE).write_text(json.dumps(times, indent=1) + "\n")
     return result
 
 
@@ -482,7 +664,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = build(root, cold=args.cold)
     if not result.ok:
-        print("\nThe build failed:", *result.failures, sep="\n  ", file=sys.stderr)
+        print("\nThe build failed:", *result.failures, f"(Sphinx's whole log: {LOG_FILE})",
+              sep="\n  ", file=sys.stderr)
         return 1
     print(f"\nrlbook.book: built _build/html in {result.seconds:.0f} s")
     return 0
