@@ -8,6 +8,11 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 
 ROOT = Path(__file__).resolve().parents[1]
+# The persistent compilation cache the chapter kernels share (rlbook.book.JAX_CACHE):
+# a second run of the tests reads its programs back instead of compiling them.
+jax.config.update("jax_compilation_cache_dir", str(ROOT / "_build" / "jax-cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 # Written when the browser test could not run, so that `make test` says so at its end.
 BROWSER_SKIPPED = ROOT / "_build" / "browser-skipped.txt"
 
