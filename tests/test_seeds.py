@@ -123,11 +123,20 @@ def test_check_passes_a_calibrated_claim_that_holds(calibration):
     assert got.value == 10.0 and got.margin > 3 and got.sets == 20
 
 
+def test_check_fails_a_claim_too_close_to_its_calibrated_mean(calibration):
+    calibration(**{"ch/c": dict(values=list(np.linspace(9, 11, 20)), threshold=9.5, above=True,
+                                text="", chapter="book/ch.md")})
+    with pytest.raises(AssertionError, match="sd from the calibrated mean"):
+        claims.check("ch/c", [10.0], 9.5)       # holds on this set, but too close to the mean
+
+
 def test_check_fails_a_claim_that_does_not_hold(calibration):
     calibration(**{"ch/c": dict(values=list(np.linspace(9, 11, 20)), threshold=5.0, above=True,
                                 text="", chapter="book/ch.md")})
     with pytest.raises(AssertionError, match="ch/c failed"):
         claims.check("ch/c", [4.0], 5.0)
+    calibration(**{"ch/c": dict(values=list(np.linspace(0, 1, 20)), threshold=5.0, above=False,
+                                text="", chapter="book/ch.md")})
     with pytest.raises(AssertionError, match="ch/c failed"):
         claims.check("ch/c", [6.0], 5.0, above=False)
 
@@ -137,8 +146,8 @@ def test_check_fails_without_calibration_or_with_a_small_margin(calibration):
                                 text="", chapter="book/ch.md")})
     with pytest.raises(AssertionError, match="no calibration record"):
         claims.check("ch/other", [10.0], 5.0)
-    with pytest.raises(AssertionError, match="sd from the calibrated mean"):
-        claims.check("ch/c", [10.0], 9.5)       # holds on this set, but too close to the mean
+    with pytest.raises(AssertionError, match="differs from the calibrated record"):
+        claims.check("ch/c", [10.0], 6.0)       # a threshold other than the calibrated one
     with pytest.raises(AssertionError, match="direction"):
         claims.check("ch/c", [1.0], 5.0, above=False)
 

@@ -118,6 +118,9 @@ def check(name: str, statistic, threshold: float, *, above: bool = True, text: s
     assert rec is not None, (f"learning claim {name} has no calibration record in "
                              f"{CALIBRATION.name}: run `make calibrate`")
     assert rec["above"] == above, f"learning claim {name} changed direction: run `make calibrate`"
+    assert np.isclose(rec["threshold"], threshold, rtol=1e-12, atol=0), (
+        f"learning claim {name}: threshold {threshold:.6g} differs from the calibrated record's "
+        f"{rec['threshold']:.6g}: run `make calibrate`")
     m, mean, sd = margin(rec["values"], threshold, above)
     assert m >= MIN_MARGIN, (f"learning claim {name}: threshold {threshold:.4g} sits {m:.2f} "
                              f"sd from the calibrated mean {mean:.4g} (sd {sd:.3g}); "
