@@ -171,3 +171,13 @@ def test_check_records_when_calibrating(tmp_path, monkeypatch, seed_env):
 def test_check_refuses_bad_arguments_by_name(calibration, kwargs, match):
     with pytest.raises(ValueError, match=match):
         claims.check(**kwargs)
+
+
+def test_check_fails_when_a_calibrated_set_fails(calibration):
+    values = [10.0] * 19 + [4.0]          # mean 9.7, sd 1.34: margin 3.5, but one set fails
+    calibration(**{"ch/c": dict(values=values, threshold=5.0, above=True, text="",
+                                chapter="book/ch.md")})
+    assert claims.margin(values, 5.0, True)[0] > 3
+    with pytest.raises(AssertionError, match="calibrated seed set fails"):
+        claims.check("ch/c", [10.0], 5.0)
+    assert claims.worst(values, True) == 4.0 and claims.worst(values, False) == 10.0
