@@ -238,10 +238,14 @@ def prepare_cache(root: Path, cold: bool) -> str:
     return reason
 
 
-# XLA:CPU's multithreaded Eigen pool can wedge on large vmapped graphs: a chapter cell
-# that vmaps exact MDP solves over 4,000 policy pairs hung once in about six cold
-# executions here, every XLA thread waiting on a futex. Chapters run with single-threaded
-# Eigen (the known workaround), appended to whatever XLA_FLAGS the caller set.
+# XLA:CPU can wedge on large vmapped graphs: a chapter cell that vmaps exact MDP solves over
+# 4,000 policy pairs hung once in about six cold executions here, every XLA thread waiting
+# on a futex. Chapters run with single-threaded Eigen, appended to whatever XLA_FLAGS the
+# caller set. The flag does not prevent every such hang: one with the flag set (the
+# baselines chapter's vmapped GAE population) showed both intra-op threads blocked in
+# jaxlib's ParallelBatchMap (a batched LAPACK triangular solve waiting for sub-tasks queued
+# behind itself on the same two-thread pool) while two such solves ran concurrently; that
+# cell now maps over its instances instead of vmapping them.
 KERNEL_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
 
 
