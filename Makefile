@@ -5,7 +5,8 @@
 #                   every chapter executed once more at another seed (RLBOOK_SECOND_SEED,
 #                   default RLBOOK_SEED + 1): every check must pass on both streams
 #   make reproduce  a cold build, then every chapter executed again at the same seed and
-#                   compared with the build's outputs cell by cell
+#                   compared with the build's outputs cell by cell; and the XLA:CPU deadlock
+#                   that rlbook's one-thread pool avoids, still there in the locked jaxlib
 #   make calibrate  every learning claim on 20 independent seed sets (book/calibration.json)
 #   make bench      a cold build's execution time per chapter (_build/bench.json)
 #   make notebooks  every chapter as a plain .ipynb in _build/notebooks
@@ -46,7 +47,7 @@ test: $(STAMP)
 	if [ -f $(SKIPPED) ]; then echo; cat $(SKIPPED); fi; exit $${status:-0}
 
 reproduce: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider -m reproduce tests/test_reproducible.py
+	$(BIN)/python -m pytest -p no:cacheprovider -m reproduce tests/test_reproducible.py tests/test_runtime.py
 
 bench: $(STAMP)
 	$(BIN)/python -m rlbook.book --cold --bench

@@ -1,8 +1,11 @@
 import os
 from pathlib import Path
 
-import jax
-import pytest
+# What `import rlbook` sets, before JAX starts its CPU client (rlbook/__init__.py).
+os.environ.setdefault("PJRT_NPROC", "1")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # Unit tests check exact identities to tight tolerances: double precision throughout.
 jax.config.update("jax_enable_x64", True)

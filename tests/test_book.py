@@ -193,14 +193,13 @@ def test_notebooks_are_plain_ipynb_with_the_chapters_code(tmp_path):
         assert [c.source for c in nb.cells if c.cell_type == "code"] == source
 
 
-def test_chapters_run_with_single_threaded_eigen(monkeypatch):
-    """The workaround for XLA:CPU's Eigen pool hang reaches every chapter kernel, and keeps
-    the caller's own XLA flags."""
+def test_chapters_run_with_a_one_thread_xla_pool(monkeypatch):
+    """The cure for the batched-LAPACK deadlock reaches every chapter kernel, whatever the
+    caller set, and leaves the caller's own XLA flags alone."""
+    monkeypatch.setenv("PJRT_NPROC", "2")
     monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
-    flags = book.kernel_env()["XLA_FLAGS"].split()
-    assert flags == ["--xla_dump_to=/tmp/x", "--xla_cpu_multi_thread_eigen=false"]
-    monkeypatch.delenv("XLA_FLAGS")
-    assert book.kernel_env()["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false"
+    env = book.kernel_env()
+    assert env["PJRT_NPROC"] == "1" and env["XLA_FLAGS"] == "--xla_dump_to=/tmp/x"
 
 
 def test_progress_prints_one_line_per_chapter_with_what_remains(tmp_path):

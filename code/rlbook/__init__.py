@@ -62,4 +62,13 @@ module                  holds
 Each module's docstring names the chapter that derives what it computes.
 """
 
+import os as _os
+
+# XLA:CPU runs jaxlib's batched LAPACK kernels on its intra-op thread pool, each blocking
+# until its batch's tasks on that same pool finish: two at once on a two-thread pool wait
+# for each other forever (tests/test_runtime.py). A one-thread pool runs batches inline.
+# This takes effect if rlbook is imported before JAX's first computation, as every chapter
+# does; set PJRT_NPROC yourself to choose otherwise.
+_os.environ.setdefault("PJRT_NPROC", "1")
+
 __version__ = "0.1.0"

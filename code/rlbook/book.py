@@ -178,7 +178,7 @@ def chapter_key(root: Path | str, chapter: Path | str) -> str:
     for p in sorted(set(files)):
         h.update(str(p.relative_to(root)).encode())
         h.update(p.read_bytes() if p.exists() else b"(missing)")
-    h.update(f"RLBOOK_SEED={seeds.build_seed()} XLA={KERNEL_XLA_FLAGS}".encode())
+    h.update(f"RLBOOK_SEED={seeds.build_seed()} THREADS={KERNEL_THREADS}".encode())
     return h.hexdigest()
 
 
@@ -238,15 +238,17 @@ def prepare_cache(root: Path, cold: bool) -> str:
     return reason
 
 
-# XLA:CPU can wedge on large vmapped graphs: a chapter cell that vmaps exact MDP solves over
-# 4,000 policy pairs hung once in about six cold executions here, every XLA thread waiting
-# on a futex. Chapters run with single-threaded Eigen, appended to whatever XLA_FLAGS the
-# caller set. The flag does not prevent every such hang: one with the flag set (the
-# baselines chapter's vmapped GAE population) showed both intra-op threads blocked in
-# jaxlib's ParallelBatchMap (a batched LAPACK triangular solve waiting for sub-tasks queued
-# behind itself on the same two-thread pool) while two such solves ran concurrently; that
-# cell now maps over its instances instead of vmapping them.
-KERNEL_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
+# XLA:CPU runs jaxlib's batched LAPACK kernels (solve, triangular solve, eigh, ...) on its
+# intra-op thread pool, and each splits its batch into tasks on that same pool and blocks
+# until they finish. When two such kernels run at once on a two-thread pool, both threads
+# wait for tasks queued behind themselves: the process hangs with every XLA thread on a
+# futex (seen in vmapped MDP solves here, and reproduced by tests/test_runtime.py on the
+# first call). With a one-thread pool, jaxlib runs every batch inline and nothing can wait.
+# `import rlbook` sets the same default (rlbook/__init__.py); the build sets it outright.
+# Measured on this 2-core machine with a warm compilation cache: reinforce 18.4 s wall /
+# 24.1 s CPU with the default pool, 18.8 / 18.8 with one thread; trust_regions 28.9 / 34.6
+# against 28.3 / 28.3.
+KERNEL_THREADS = {"PJRT_NPROC": "1"}
 
 
 # XLA's persistent compilation cache: a program compiled once (by the build, the second
@@ -257,9 +259,8 @@ JAX_CACHE = Path(__file__).resolve().parents[2] / "_build" / "jax-cache"
 
 def kernel_env(**extra: str) -> dict[str, str]:
     """The environment chapters execute in, in the build and on their own."""
-    xla = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), KERNEL_XLA_FLAGS) if f)
     env = dict(os.environ, MPLBACKEND=KERNEL_MPLBACKEND, PYTHONHASHSEED="0", NO_COLOR="1",
-               XLA_FLAGS=xla)
+               **KERNEL_THREADS)
     env.setdefault("JAX_COMPILATION_CACHE_DIR", str(JAX_CACHE))
     env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     env.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
