@@ -181,3 +181,23 @@ def test_check_fails_when_a_calibrated_set_fails(calibration):
     with pytest.raises(AssertionError, match="calibrated seed set fails"):
         claims.check("ch/c", [10.0], 5.0)
     assert claims.worst(values, True) == 4.0 and claims.worst(values, False) == 10.0
+
+
+def test_z_bound_is_the_bonferroni_normal_quantile_and_at_least_four():
+    from scipy import stats
+
+    assert claims.z_bound() == 4.0                       # isf(5e-5) = 3.89 < 4
+    for count in (2, 9, 100):
+        z = claims.z_bound(count)
+        assert z == pytest.approx(stats.norm.isf(1e-4 / (2 * count)))
+        # all `count` two-sided tails together carry probability 1e-4 (Bonferroni)
+        assert 2 * count * stats.norm.sf(z) == pytest.approx(1e-4)
+    assert claims.z_bound(1, p=1e-9) == pytest.approx(stats.norm.isf(5e-10))
+
+
+@pytest.mark.parametrize("kwargs, name", [({"count": 0}, "count"), ({"count": 1.5}, "count"),
+                                          ({"count": True}, "count"), ({"p": 0.0}, "p"),
+                                          ({"p": 1.0}, "p"), ({"p": float("nan")}, "p")])
+def test_z_bound_refuses_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        claims.z_bound(**kwargs)

@@ -34,11 +34,27 @@ import numpy as np
 from rlbook import seeds
 
 __all__ = ["MIN_MARGIN", "CALIBRATION", "Claim", "calibrating", "per_set", "check", "load",
-           "margin", "worst"]
+           "margin", "worst", "z_bound"]
 
 MIN_MARGIN = 3.0
 CALIBRATION = Path(__file__).resolve().parents[2] / "book" / "calibration.json"
 OUT_ENV = "RLBOOK_CALIBRATION_OUT"
+
+
+def z_bound(count: int = 1, p: float = 1e-4) -> float:
+    """Tolerance, in standard errors, of a Monte-Carlo check making ``count`` comparisons.
+
+    The |z| that ``count`` standard-normal statistics all stay below except with
+    probability at most ``p`` (two-sided, Bonferroni), and never less than 4 (a two-sided
+    tail of 6e-5): a correct estimator fails the check with probability at most ``p``.
+    """
+    if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"count must be a positive integer, got {count!r}")
+    if not (isinstance(p, (int, float, np.floating)) and 0 < p < 1):
+        raise ValueError(f"p must lie in (0, 1), got {p!r}")
+    from scipy import stats
+
+    return max(4.0, float(stats.norm.isf(p / (2 * count))))
 
 
 @dataclass(frozen=True)
