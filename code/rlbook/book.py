@@ -243,7 +243,8 @@ def prepare_cache(root: Path, cold: bool) -> str:
 # until they finish. When two such kernels run at once on a two-thread pool, both threads
 # wait for tasks queued behind themselves: the process hangs with every XLA thread on a
 # futex (seen in vmapped MDP solves here, and reproduced by tests/test_runtime.py on the
-# first call). With a one-thread pool, jaxlib runs every batch inline and nothing can wait.
+# first call; with 3 or 4 threads the same program also hung, after a few calls, on a busy
+# machine). With a one-thread pool, jaxlib runs every batch inline and nothing can wait.
 # `import rlbook` sets the same default (rlbook/__init__.py); the build sets it outright.
 # Measured on this 2-core machine with a warm compilation cache: reinforce 18.4 s wall /
 # 24.1 s CPU with the default pool, 18.8 / 18.8 with one thread; trust_regions 28.9 / 34.6
