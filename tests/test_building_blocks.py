@@ -131,7 +131,10 @@ def test_plotting_band_is_a_t_interval():
     with pytest.raises(ValueError, match="y must have shape"):
         plotting.learning_curve(np.arange(3), y)
     with pytest.raises(ValueError, match="seed axis"):
-        plotting.mean_and_band(y[:1])
+        plotting.mean_and_band(y[:0])
+    one = plotting.mean_and_band(y[:1])  # a single seed: a band of zero width
+    for part in one:
+        np.testing.assert_array_equal(part, y[0])
     with pytest.raises(ValueError, match="confidence"):
         plotting.mean_and_band(y, 1.0)
     with pytest.raises(ValueError, match="samples"):

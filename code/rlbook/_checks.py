@@ -17,11 +17,26 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def _numeric(name: str, x) -> np.ndarray:
+    """``x`` as a numpy array of real numbers, or a ``ValueError`` naming ``name``.
+
+    Strings, ``None``, objects and complex numbers are refused here, so that they
+    never reach numpy's own ``TypeError`` (which names no argument).
+    """
+    try:
+        a = np.asarray(x)
+    except Exception as err:  # ragged lists and the like
+        raise ValueError(f"{name} must be a real number or an array of them, got {x!r}") from err
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a real number or an array of them, got {x!r}")
+    return a
+
+
 def discount(name: str, gamma, *, allow_one: bool = False) -> None:
     """γ must lie in [0, 1) (or [0, 1] when ``allow_one``)."""
     if not is_concrete(gamma):
         return
-    g = np.asarray(gamma)
+    g = _numeric(name, gamma)
     if g.shape != ():
         raise ValueError(f"{name} must be a scalar, got shape {g.shape}")
     upper_ok = g <= 1.0 if allow_one else g < 1.0
@@ -34,7 +49,7 @@ def positive(name: str, x, *, strict: bool = True) -> None:
     """Every entry of ``x`` is > 0 (or ≥ 0 when not ``strict``) and finite."""
     if not is_concrete(x):
         return
-    a = np.asarray(x)
+    a = _numeric(name, x)
     bad = ~np.isfinite(a) | ((a <= 0) if strict else (a < 0))
     if np.any(bad):
         sign = "> 0" if strict else ">= 0"
@@ -75,10 +90,110 @@ def probabilities(name: str, p, *, axis: int = -1, atol: float = 1e-6) -> None:
     """Entries of ``p`` are non-negative and sum to 1 along ``axis``."""
     if not is_concrete(p):
         return
-    a = np.asarray(p, dtype=np.float64)
+    a = _numeric(name, p).astype(np.float64)
     if np.any(~np.isfinite(a)) or np.any(a < -atol):
         raise ValueError(f"{name} has negative or non-finite probabilities")
     sums = a.sum(axis=axis)
     if not np.allclose(sums, 1.0, atol=atol * max(1, a.shape[axis])):
         worst = float(np.max(np.abs(sums - 1.0)))
         raise ValueError(f"{name} must sum to 1 along axis {axis} (largest deviation {worst:.3g})")
+
+
+def finite(name: str, x) -> None:
+    """Every entry of ``x`` is a finite real number (checked only when concrete)."""
+    if not is_concrete(x):
+        return
+    a = _numeric(name, x)
+    if not np.all(np.isfinite(a)):
+        bad = a[~np.isfinite(a)].ravel()[:3]
+        raise ValueError(f"{name} must be finite, got {bad}")
+
+
+def real(name: str, x) -> None:
+    """``x`` holds real numbers (bool, int or float): not strings, objects or complex."""
+    if is_concrete(x):
+        _numeric(name, x)
+    elif not (jax.numpy.issubdtype(x.dtype, jax.numpy.number)
+              or jax.numpy.issubdtype(x.dtype, jax.numpy.bool_)):
+        raise ValueError(f"{name} must be real-valued, got dtype {x.dtype}")
+
+
+def floating(x):
+    """``x`` as a JAX array, integers and bools promoted to JAX's default float.
+
+    A float array is returned as ``jnp.asarray`` returns it (same dtype, same bits),
+    so real-valued maths never runs in integer arithmetic (where 0.9 becomes 0).
+    """
+    a = jax.numpy.asarray(x)
+    if not jax.numpy.issubdtype(a.dtype, jax.numpy.inexact):
+        a = a.astype(jax.numpy.result_type(float))
+    return a
+
+
+def float_dtype(name: str, dtype):
+    """``dtype`` (``None``: JAX's default float) as a floating ``jnp.dtype``, else ``ValueError``."""
+    try:
+        d = jax.numpy.dtype(dtype or jax.numpy.result_type(float))
+    except TypeError as err:
+        raise ValueError(f"{name} must be a floating dtype, got {dtype!r}") from err
+    if not jax.numpy.issubdtype(d, jax.numpy.floating):
+        raise ValueError(f"{name} must be a floating dtype (float32 or float64), got {d}")
+    return d
+
+
+def index(name: str, i, n: int, *, what: str = "an index", allow_float: bool = False) -> None:
+    """Entries of ``i`` are integers in [0, n); tracers are left alone (shape checks only).
+
+    Bools are refused; floats too, unless ``allow_float`` (then they must be whole
+    numbers), for functions that compare an action with an integer rather than index.
+    """
+    if not is_concrete(i):
+        return
+    a = _numeric(name, i)
+    if a.dtype.kind == "b" or (a.dtype.kind == "f" and not allow_float):
+        raise ValueError(f"{name} must be {what} (an integer), got dtype {a.dtype}")
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a) & (a == np.floor(a))):
+        raise ValueError(f"{name} must be {what} (an integer), got {a.ravel()[:3]}")
+    bad = (a < 0) | (a >= n)
+    if np.any(bad):
+        raise ValueError(f"{name} must lie in [0, {n}) ({what}), got {a[bad].ravel()[:3]}")
+
+
+def non_negative_int(name: str, n) -> None:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {n!r}")
+
+
+def nonempty_widths(name: str, hidden) -> None:
+    """``hidden`` is a non-empty tuple of positive ints (bools refused)."""
+    widths(name, hidden)
+    if not hidden:
+        raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {hidden!r}")
+
+
+def interval(name: str, x, low: float, high: float, *, low_open: bool = False,
+             high_open: bool = False) -> None:
+    """A concrete real scalar ``x`` lies in the interval from ``low`` to ``high``."""
+    if not is_concrete(x):
+        return
+    a = _numeric(name, x)
+    if a.shape != ():
+        raise ValueError(f"{name} must be a scalar, got shape {a.shape}")
+    ok = np.isfinite(a) and (a > low if low_open else a >= low) and (
+        a < high if high_open else a <= high)
+    if not ok:
+        brackets = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
+        raise ValueError(f"{name} must lie in {brackets}, got {x!r}")
+
+
+def size(name: str, n) -> None:
+    """``n`` is a positive integer usable as an array size (any integer type, not bool)."""
+    import operator
+    if isinstance(n, (bool, np.bool_)) or not is_concrete(n):
+        raise ValueError(f"{name} must be a positive integer (a concrete size), got {n!r}")
+    try:
+        k = operator.index(n)
+    except TypeError as err:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}") from err
+    if k <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")

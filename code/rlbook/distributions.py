@@ -55,8 +55,14 @@ def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
 
 
 def categorical_log_prob(logits: jax.Array, a: jax.Array) -> jax.Array:
-    """log softmax(logits)[a]."""
+    """log softmax(logits)[a], for an integer a in [0, K).
+
+    A concrete ``a`` outside [0, K) (or not an integer) raises ``ValueError``. Under
+    ``jit``/``vmap`` a traced ``a`` cannot be checked, and JAX's indexing clamps it
+    to the nearest valid index.
+    """
     _checks.ndim("logits", logits, 1)
+    _checks.index("a", a, jnp.shape(logits)[0], what="a category index")
     return jax.nn.log_softmax(logits)[a]
 
 
@@ -111,6 +117,9 @@ def gaussian_kl(mean_p, log_std_p, mean_q, log_std_q) -> jax.Array:
     """KL(N(μ_p, σ_p²) ‖ N(μ_q, σ_q²)) = Σ_i [log σ_q/σ_p + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½]."""
     _check_gaussian(mean_p, log_std_p)
     _check_gaussian(mean_q, log_std_q)
+    if jnp.shape(mean_q) != jnp.shape(mean_p):
+        raise ValueError(f"mean_q must have the shape of mean_p {jnp.shape(mean_p)}, "
+                         f"got {jnp.shape(mean_q)}")
     var_p, var_q = jnp.exp(2 * log_std_p), jnp.exp(2 * log_std_q)
     kl = log_std_q - log_std_p + (var_p + (mean_p - mean_q) ** 2) / (2 * var_q) - 0.5
     return jnp.sum(jnp.broadcast_to(kl, jnp.broadcast_shapes(jnp.shape(mean_p), jnp.shape(mean_q))))
@@ -265,6 +274,15 @@ def truncated_normal_entropy(loc, scale, low, high) -> jax.Array:
 def _check_kumaraswamy(a, b):
     _checks.positive("a", a)
     _checks.positive("b", b)
+    for name, v in (("a", a), ("b", b)):
+        # XLA:CPU flushes subnormal numbers to zero: a parameter below the smallest normal
+        # number of its dtype would silently act as 0.
+        if _checks.is_concrete(v):
+            arr = np.asarray(v)
+            tiny = np.finfo(arr.dtype if np.issubdtype(arr.dtype, np.floating) else float).tiny
+            if np.any(arr < tiny):
+                raise ValueError(f"{name} must be at least {tiny:.3g} (a normal number), "
+                                 f"got {arr[arr < tiny].ravel()[:3]}")
 
 
 def kumaraswamy_icdf(a, b, u: jax.Array) -> jax.Array:
@@ -289,10 +307,15 @@ def kumaraswamy_sample(key: jax.Array, a, b) -> jax.Array:
 
 
 def kumaraswamy_log_prob(a, b, x: jax.Array) -> jax.Array:
-    """log p(x) = log a + log b + (a − 1) log x + (b − 1) log(1 − x^a), x ∈ (0, 1)."""
+    """log p(x) = log a + log b + (a − 1) log x + (b − 1) log(1 − x^a) for x ∈ (0, 1).
+
+    −∞ for x outside the open interval (0, 1), the endpoints included (they have
+    probability zero; the formula is undefined there for some a, b).
+    """
     _check_kumaraswamy(a, b)
     log_x = jnp.log(x)
-    return jnp.log(a) + jnp.log(b) + (a - 1) * log_x + (b - 1) * jnp.log(-jnp.expm1(a * log_x))
+    logp = jnp.log(a) + jnp.log(b) + (a - 1) * log_x + (b - 1) * jnp.log(-jnp.expm1(a * log_x))
+    return jnp.where((x <= 0) | (x >= 1), -jnp.inf, logp)
 
 
 def kumaraswamy_entropy(a, b) -> jax.Array:
@@ -335,7 +358,7 @@ def gumbel_softmax_log_prob(logits: jax.Array, temperature, y: jax.Array) -> jax
     log p(y) = log (K−1)! + (K−1) log τ + Σ_k (θ_k − (τ+1) log y_k) − K logsumexp_k(θ_k − τ log y_k),
 
     with respect to Lebesgue measure on the first K − 1 coordinates (y_K = 1 − Σ_{k<K} y_k).
-    Invariant to adding a constant to the logits θ.
+    −∞ when some y_k lies outside [0, 1] (off the support). Invariant to adding a constant to the logits θ.
     """
     _checks.ndim("logits", logits, 1)
     _check_temperature(temperature)
@@ -343,9 +366,10 @@ def gumbel_softmax_log_prob(logits: jax.Array, temperature, y: jax.Array) -> jax
         raise ValueError(f"y must have the shape of logits {jnp.shape(logits)}, got {jnp.shape(y)}")
     k = logits.shape[0]
     log_y = jnp.log(y)
-    return (jax.scipy.special.gammaln(k) + (k - 1) * jnp.log(temperature)
+    logp = (jax.scipy.special.gammaln(k) + (k - 1) * jnp.log(temperature)
             + jnp.sum(logits - (temperature + 1.0) * log_y)
             - k * jax.scipy.special.logsumexp(logits - temperature * log_y))
+    return jnp.where(jnp.any((y < 0) | (y > 1)), -jnp.inf, logp)   # −∞ off the simplex's box
 # ------------------------------------------------------------------ tanh-squashed Gaussian
 #
 # a = tanh(u), u ∼ N(μ, diag σ²): the bounded policy of SAC (Haarnoja et al. 2018,

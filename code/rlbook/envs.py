@@ -32,6 +32,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from rlbook import _checks
 
 
 __all__ = ["Step", "CartPole", "CartPoleParams", "CartPoleState", "Pendulum",
@@ -45,6 +48,27 @@ class Step(NamedTuple):
     terminated: jax.Array
     truncated: jax.Array
     next_obs: jax.Array
+
+
+def _check_params(params, cls, positive=(), non_negative=(), finite=()) -> None:
+    """Validate an environment's parameters by field name (concrete values only).
+
+    Under ``jit`` with traced parameters nothing is checked: the dynamics then
+    follow the arithmetic (a zero mass divides by zero and gives inf/NaN).
+    """
+    if not isinstance(params, cls):
+        raise ValueError(f"params must be a {cls.__name__}, got {type(params).__name__}")
+    for name in positive:
+        _checks.positive(f"params.{name}", getattr(params, name))
+    for name in non_negative:
+        _checks.positive(f"params.{name}", getattr(params, name), strict=False)
+    for name in finite:
+        _checks.finite(f"params.{name}", getattr(params, name))
+    steps = params.max_steps
+    if _checks.is_concrete(steps):
+        a = _checks._numeric("params.max_steps", steps)
+        if a.shape != () or a.dtype.kind not in "iu" or a <= 0:
+            raise ValueError(f"params.max_steps must be a positive integer, got {steps!r}")
 
 
 def _auto_reset(env, key, state, action, params):
@@ -100,6 +124,7 @@ class CartPole:
         return CartPoleParams()
 
     def reset(self, key, params: CartPoleParams):
+        _check_cartpole(params)
         s = jax.random.uniform(key, (4,), jnp.float32, minval=-0.05, maxval=0.05)
         state = CartPoleState(s[0], s[1], s[2], s[3], jnp.asarray(0, jnp.int32))
         return self.observe(state), state
@@ -108,6 +133,13 @@ class CartPole:
         return jnp.stack([state.x, state.x_dot, state.theta, state.theta_dot])
 
     def step_env(self, state: CartPoleState, action, params: CartPoleParams):
+        """One Euler step; ``action`` must be 0 (push left) or 1 (push right).
+
+        A concrete action outside {0, 1} raises ``ValueError``; under ``jit`` (a
+        traced action) it cannot, and any action other than 1 pushes left.
+        """
+        _check_cartpole(params)
+        _checks.index("action", action, 2, what="a CartPole action, 0 or 1", allow_float=True)
         total_mass = params.masscart + params.masspole
         polemass_length = params.masspole * params.length
         force = jnp.where(action == 1, params.force_mag, -params.force_mag)
@@ -132,6 +164,13 @@ class CartPole:
 
     def step(self, key, state: CartPoleState, action, params: CartPoleParams):
         return _auto_reset(self, key, state, action, params)
+
+
+def _check_cartpole(params) -> None:
+    _check_params(params, CartPoleParams,
+                  positive=("masscart", "masspole", "length", "tau", "theta_threshold",
+                            "x_threshold"),
+                  non_negative=("force_mag",), finite=("gravity",))
 
 
 # --------------------------------------------------------------------------- Pendulum
@@ -178,6 +217,7 @@ class Pendulum:
         return PendulumParams()
 
     def reset(self, key, params: PendulumParams):
+        _check_pendulum(params)
         high = jnp.array([jnp.pi, 1.0], jnp.float32)
         s = jax.random.uniform(key, (2,), jnp.float32, minval=-high, maxval=high)
         state = PendulumState(s[0], s[1], jnp.asarray(0, jnp.int32))
@@ -187,6 +227,11 @@ class Pendulum:
         return jnp.stack([jnp.cos(state.theta), jnp.sin(state.theta), state.theta_dot])
 
     def step_env(self, state: PendulumState, action, params: PendulumParams):
+        _check_pendulum(params)
+        if np.size(action) != 1:
+            raise ValueError(f"action must hold one torque, got shape {np.shape(action)}")
+        _checks.real("action", action)
+        _checks.finite("action", action)
         u = jnp.clip(jnp.reshape(action, ()), -params.max_torque, params.max_torque)
         th, thdot = state.theta, state.theta_dot
         cost = angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * u**2
@@ -200,6 +245,11 @@ class Pendulum:
 
     def step(self, key, state: PendulumState, action, params: PendulumParams):
         return _auto_reset(self, key, state, action, params)
+
+
+def _check_pendulum(params) -> None:
+    _check_params(params, PendulumParams, positive=("max_speed", "dt", "m", "l"),
+                  non_negative=("max_torque",), finite=("g",))
 
 
 def make(name: str):
@@ -314,12 +364,19 @@ class Tabular:
     """
 
     def reset(self, key, params: TabularParams):
+        _check_tabular(params)
         k_s, k_next = jax.random.split(key)
         s = jax.random.categorical(k_s, jnp.log(params.mdp.rho0)).astype(jnp.int32)
         state = TabularState(s, jnp.asarray(0, jnp.int32), k_next)
         return s, state
 
     def step_env(self, state: TabularState, action, params: TabularParams):
+        """s' ∼ P(· | s, a); a concrete ``action`` outside [0, A) raises ``ValueError``
+        (under ``jit`` it cannot, and JAX's indexing clamps it to the nearest action)."""
+        if not isinstance(params, TabularParams):
+            raise ValueError(f"params must be a TabularParams, got {type(params).__name__}")
+        _checks.index("action", action, params.mdp.n_actions, what="an action index")
+        _checks.index("state.s", state.s, params.mdp.n_states, what="a state index")
         k_s, k_next = jax.random.split(state.key)
         p = params.mdp.P[state.s, action]
         s_next = jax.random.categorical(k_s, jnp.log(p)).astype(jnp.int32)
@@ -329,6 +386,22 @@ class Tabular:
 
     def step(self, key, state: TabularState, action, params: TabularParams):
         return _auto_reset(self, key, state, action, params)
+
+
+def _check_tabular(params) -> None:
+    if not isinstance(params, TabularParams):
+        raise ValueError(f"params must be a TabularParams, got {type(params).__name__}")
+    if not _mdp_is_traced(params.mdp):
+        _mdp._check_mdp(params.mdp)
+    steps = params.max_steps
+    if _checks.is_concrete(steps):
+        a = _checks._numeric("params.max_steps", steps)
+        if a.shape != () or a.dtype.kind not in "iu" or a <= 0:
+            raise ValueError(f"params.max_steps must be a positive integer, got {steps!r}")
+
+
+def _mdp_is_traced(m) -> bool:
+    return any(not _checks.is_concrete(x) for x in jax.tree_util.tree_leaves(m))
 
 
 __all__ += ["Tabular", "TabularParams", "TabularState"]

@@ -87,14 +87,20 @@ def _check_mdp(mdp: MDP) -> None:
     P, r, rho0, gamma = mdp
     _checks.ndim("mdp.P", P, 3)
     S, A, S2 = np.shape(P)
-    if S != S2:
-        raise ValueError(f"mdp.P must have shape [S, A, S], got {np.shape(P)}")
+    if S != S2 or S == 0 or A == 0:
+        raise ValueError(f"mdp.P must have shape [S, A, S] with S, A >= 1, got {np.shape(P)}")
+    for name, x in (("mdp.P", P), ("mdp.r", r), ("mdp.rho0", rho0)):
+        dt = np.asarray(x).dtype if _checks.is_concrete(x) else x.dtype
+        if not np.issubdtype(dt, np.floating):
+            raise ValueError(f"{name} must have a floating dtype (float32 or float64), got {dt} "
+                             f"(build the MDP with rlbook.mdp.make_mdp, which converts)")
     if np.shape(r) != (S, A):
         raise ValueError(f"mdp.r must have shape {(S, A)} to match mdp.P, got {np.shape(r)}")
     if np.shape(rho0) != (S,):
         raise ValueError(f"mdp.rho0 must have shape {(S,)} to match mdp.P, got {np.shape(rho0)}")
     _checks.probabilities("mdp.P", P, axis=-1)
     _checks.probabilities("mdp.rho0", rho0)
+    _checks.finite("mdp.r", r)
     _checks.discount("mdp.gamma", gamma)
 
 
@@ -110,15 +116,21 @@ def _check_values(mdp: MDP, x, name: str, kind: str) -> None:
     shape = (mdp.n_states,) if kind == "v" else (mdp.n_states, mdp.n_actions)
     if np.shape(x) != shape:
         raise ValueError(f"{name} must have shape {shape}, got {np.shape(x)}")
+    _checks.real(name, x)
+    _checks.finite(name, x)
 
 
 def make_mdp(P, r, rho0, gamma) -> MDP:
     """Build an :class:`MDP` from array-likes, validating every part.
 
     Raises ``ValueError`` when a row of ``P`` or ``rho0`` is not a distribution,
-    when the shapes disagree, or when ``gamma`` is outside [0, 1).
+    when the shapes disagree, when ``r`` is not finite, or when ``gamma`` is outside
+    [0, 1). Integer (or bool) arrays are promoted to JAX's default float.
     """
-    mdp = MDP(jnp.asarray(P), jnp.asarray(r), jnp.asarray(rho0), jnp.asarray(gamma))
+    for name, x in (("P", P), ("r", r), ("rho0", rho0), ("gamma", gamma)):
+        _checks.real(name, x)
+    mdp = MDP(_checks.floating(P), _checks.floating(r), _checks.floating(rho0),
+              jnp.asarray(gamma))
     _check_mdp(mdp)
     return mdp
 
@@ -149,7 +161,10 @@ def garnet(
     if branching > n_states:
         raise ValueError(f"branching must be at most n_states={n_states}, got {branching}")
     _checks.discount("gamma", gamma)
-    dtype = jnp.dtype(dtype or jnp.result_type(float))
+    _checks.finite("reward_scale", reward_scale)
+    if np.ndim(reward_scale) != 0:
+        raise ValueError(f"reward_scale must be a scalar, got shape {np.shape(reward_scale)}")
+    dtype = _checks.float_dtype("dtype", dtype)
     P, r, rho0 = _garnet_arrays(key, n_states, n_actions, branching, dtype)
     return MDP(P, r * jnp.asarray(reward_scale, dtype), rho0, jnp.asarray(gamma, dtype))
 
@@ -207,6 +222,7 @@ def policy_reward(mdp: MDP, pi: jax.Array) -> jax.Array:
 
 def bellman_v(mdp: MDP, pi: jax.Array, v: jax.Array) -> jax.Array:
     """(T^π V)(s) = r_π(s) + γ Σ_s' P_π(s' | s) V(s'), shape [S]."""
+    _check_mdp(mdp)
     _check_values(mdp, v, "v", "v")
     return policy_reward(mdp, pi) + mdp.gamma * policy_dynamics(mdp, pi) @ v
 
@@ -321,8 +337,32 @@ class ValueIterationResult(NamedTuple):
     bound: jax.Array
 
 
+def _check_q0(mdp: MDP, q0):
+    if q0 is None:
+        return jnp.zeros_like(mdp.r)
+    _checks.real("q0", q0)
+    _checks.finite("q0", q0)
+    q = jnp.asarray(q0, mdp.r.dtype)
+    _check_values(mdp, q, "q0", "q")
+    return q
+
+
+def _converged(result: ValueIterationResult, tol, max_iter, insist: bool, return_info: bool):
+    """``result`` (and whether bound ≤ tol when ``return_info``); raise when ``insist``."""
+    if not (insist or return_info):
+        return result
+    converged = result.bound <= tol
+    if insist and _checks.is_concrete(converged) and not bool(converged):
+        raise ValueError(
+            f"max_iter={max_iter} iterations did not reach tol={tol}: the bound is "
+            f"{float(result.bound):.3g} (raise max_iter or tol; in float32 a γ close to 1 "
+            "may never reach a small tol)")
+    return (result, converged) if return_info else result
+
+
 def value_iteration(
-    mdp: MDP, *, tol: float = 1e-8, max_iter: int = 10_000, q0: jax.Array | None = None
+    mdp: MDP, *, tol: float = 1e-8, max_iter: int = 10_000, q0: jax.Array | None = None,
+    insist: bool = False, return_info: bool = False,
 ) -> ValueIterationResult:
     """Iterate Q_{k+1} = T^* Q_k until the a-posteriori bound falls below ``tol``.
 
@@ -330,13 +370,21 @@ def value_iteration(
     ‖Q_k − Q*‖∞ ≤ γ / (1 − γ) ‖Q_k − Q_{k−1}‖∞, so stopping when that bound is
     below ``tol`` guarantees ``tol`` accuracy (see the chapter on Q-learning).
     Runs as one jitted ``lax.while_loop``.
+
+    Convergence: the loop also stops at ``max_iter``; then ``bound > tol``. With
+    ``return_info=True`` the result is ``(result, converged)``, ``converged`` the
+    bool array ``bound <= tol`` (usable under ``jit``; False when anything is NaN).
+    With ``insist=True`` a concrete result that did not converge raises
+    ``ValueError`` (under ``jit`` nothing can be raised: read ``converged``).
     """
     _check_mdp(mdp)
     _checks.positive("tol", tol)
     _checks.positive_int("max_iter", max_iter)
-    q = jnp.zeros_like(mdp.r) if q0 is None else jnp.asarray(q0, mdp.r.dtype)
-    _check_values(mdp, q, "q0", "q")
-    return _value_iteration(mdp, q, tol, max_iter)
+    _checks.flag("insist", insist)
+    _checks.flag("return_info", return_info)
+    q = _check_q0(mdp, q0)
+    return _converged(_value_iteration(mdp, q, tol, max_iter), tol, max_iter, insist,
+                      return_info)
 
 
 @partial(jax.jit, static_argnums=(3,))
@@ -412,20 +460,36 @@ def soft_bellman_opt_q(mdp: MDP, q: jax.Array, temperature) -> jax.Array:
 
 def soft_value_iteration(
     mdp: MDP, temperature, *, tol: float = 1e-8, max_iter: int = 10_000,
-    q0: jax.Array | None = None,
+    q0: jax.Array | None = None, insist: bool = False, return_info: bool = False,
 ) -> ValueIterationResult:
     """Iterate Q_{k+1} = T_β Q_k until γ / (1 − γ) ‖Q_k − Q_{k−1}‖∞ ≤ ``tol``.
 
     The soft counterpart of :func:`value_iteration` (same stopping rule, same
-    guarantee ‖Q_k − Q*_β‖∞ ≤ bound), as one jitted ``lax.while_loop``.
+    guarantee ‖Q_k − Q*_β‖∞ ≤ bound, same ``insist`` and ``return_info``), as one
+    jitted ``lax.while_loop``. A concrete ``temperature`` whose reciprocal overflows
+    in the MDP's dtype (1e-45 in float32) is refused.
     """
     _check_mdp(mdp)
     _checks.positive("temperature", temperature)
+    _check_temperature_dtype(temperature, mdp.r.dtype)
     _checks.positive("tol", tol)
     _checks.positive_int("max_iter", max_iter)
-    q = jnp.zeros_like(mdp.r) if q0 is None else jnp.asarray(q0, mdp.r.dtype)
-    _check_values(mdp, q, "q0", "q")
-    return _soft_value_iteration(mdp, q, jnp.asarray(temperature, mdp.r.dtype), tol, max_iter)
+    _checks.flag("insist", insist)
+    _checks.flag("return_info", return_info)
+    q = _check_q0(mdp, q0)
+    result = _soft_value_iteration(mdp, q, jnp.asarray(temperature, mdp.r.dtype), tol, max_iter)
+    return _converged(result, tol, max_iter, insist, return_info)
+
+
+def _check_temperature_dtype(temperature, dtype) -> None:
+    if not _checks.is_concrete(temperature):
+        return
+    with np.errstate(over="ignore", divide="ignore", under="ignore"):
+        t = np.asarray(temperature).astype(dtype)
+        inv = np.asarray(1.0, dtype) / t
+    if not (np.all(t > 0) and np.all(np.isfinite(inv))):
+        raise ValueError(f"temperature must be > 0 with a finite reciprocal in {np.dtype(dtype)}, "
+                         f"got {temperature!r}")
 
 
 @partial(jax.jit, static_argnums=(4,))

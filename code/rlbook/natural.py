@@ -184,8 +184,9 @@ def _cg_inputs(matvec, b, x0, tol, atol, max_iter):
         if np.ndim(A) != 2 or np.shape(A)[0] != np.shape(A)[1]:
             raise ValueError("matvec must be a callable or a square matrix, "
                              f"got shape {np.shape(A)}")
-        if _checks.is_concrete(A) and not np.allclose(A, np.swapaxes(A, 0, 1), rtol=1e-6,
-                                                          atol=1e-12 * float(np.max(np.abs(A)))):
+        a_np = np.asarray(A) if _checks.is_concrete(A) else None  # numpy: no tracing under jit
+        if a_np is not None and not np.allclose(a_np, a_np.T, rtol=1e-6,
+                                                atol=1e-12 * float(np.max(np.abs(a_np)))):
             raise ValueError("matvec must be symmetric: conjugate gradient needs A = Aᵀ")
         matvec = lambda v: A @ v  # noqa: E731
         n_expected = np.shape(A)[0]
@@ -195,6 +196,11 @@ def _cg_inputs(matvec, b, x0, tol, atol, max_iter):
         raise ValueError("matvec must be a callable or a square matrix, "
                          f"got {type(matvec).__name__}")
     _checks.ndim("b", b, 1)
+    _checks.real("b", b)
+    _checks.finite("b", b)
+    if x0 is not None:
+        _checks.real("x0", x0)
+        _checks.finite("x0", x0)
     if n_expected is not None and np.shape(b)[0] != n_expected:
         raise ValueError(f"b must have shape ({n_expected},) to match the matrix, "
                          f"got {np.shape(b)}")
@@ -225,8 +231,23 @@ def _check_on_nonpositive(on_nonpositive):
         raise ValueError(f"on_nonpositive must be 'raise' or 'stop', got {on_nonpositive!r}")
 
 
+def _cg_converged(result: CGResult, b, tol, atol, max_iter, insist, return_info):
+    """``result`` (and whether ‖r‖ ≤ max(tol ‖b‖, atol) without bad curvature); raise if ``insist``."""
+    if not (insist or return_info):
+        return result
+    threshold = jnp.maximum(tol * jnp.linalg.norm(b), atol)
+    converged = (result.residual_norm <= threshold) & ~result.nonpositive_curvature
+    if insist and _checks.is_concrete(converged) and not bool(converged):
+        raise ValueError(
+            f"conjugate gradient did not converge within max_iter={max_iter}: residual "
+            f"{float(result.residual_norm):.3g} > {float(threshold):.3g} (raise max_iter, tol "
+            "or atol)")
+    return (result, converged) if return_info else result
+
+
 def conjugate_gradient(matvec, b: jax.Array, *, tol=1e-10, atol=0.0, max_iter: int = 10,
-                       x0: jax.Array | None = None, on_nonpositive: str = "raise") -> CGResult:
+                       x0: jax.Array | None = None, on_nonpositive: str = "raise",
+                       insist: bool = False, return_info: bool = False) -> CGResult:
     r"""Solve A x = b for symmetric positive-definite A from products v ↦ A v.
 
     Conjugate gradient (Hestenes & Stiefel 1952; Nocedal & Wright 2006, Algorithm 5.2),
@@ -258,11 +279,20 @@ def conjugate_gradient(matvec, b: jax.Array, *, tol=1e-10, atol=0.0, max_iter: i
         max_iter: the largest number of iterations (matrix-vector products).
         x0: starting point, shape [n]; zeros by default.
         on_nonpositive: ``"raise"`` or ``"stop"`` (see above).
+        insist: raise ``ValueError`` when a concrete result did not converge (the
+            residual is above the tolerance after ``max_iter`` iterations).
+        return_info: return ``(result, converged)``, ``converged`` the bool array
+            ‖r_k‖ ≤ max(tol ‖b‖, atol) and no non-positive curvature (usable under ``jit``).
 
     Returns:
-        a :class:`CGResult`.
+        a :class:`CGResult` (or ``(CGResult, converged)`` with ``return_info``).
+
+    A non-finite ``b`` or ``x0`` is refused when concrete; under ``jit`` a NaN in ``b``
+    stops the loop at once with ``x = x0`` and ``converged`` False.
     """
     _check_on_nonpositive(on_nonpositive)
+    _checks.flag("insist", insist)
+    _checks.flag("return_info", return_info)
     matvec, b, x = _cg_inputs(matvec, b, x0, tol, atol, max_iter)
     r = b - matvec(x) if x0 is not None else b
     rs = r @ r
@@ -286,7 +316,8 @@ def conjugate_gradient(matvec, b: jax.Array, *, tol=1e-10, atol=0.0, max_iter: i
 
     init = (x, r, r, rs, jnp.asarray(0), jnp.asarray(False))
     x, r, _, rs, k, bad = jax.lax.while_loop(cond, body, init)
-    return _raise_if_not_pd(CGResult(x, k, jnp.sqrt(rs), bad), on_nonpositive)
+    result = _raise_if_not_pd(CGResult(x, k, jnp.sqrt(rs), bad), on_nonpositive)
+    return _cg_converged(result, b, tol, atol, max_iter, insist, return_info)
 
 
 def conjugate_gradient_loop(matvec, b, *, tol=1e-10, atol=0.0, max_iter: int = 10, x0=None,

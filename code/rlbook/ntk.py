@@ -178,6 +178,21 @@ def dominance_ratio(K: jax.Array, rho: jax.Array) -> jax.Array:
     return jnp.max(jnp.where(diag > 0, off / safe, jnp.inf))
 
 
+def _check_solvable(K, damping) -> None:
+    """With ``damping`` = 0 a concrete K must be nonsingular (numerical rank n)."""
+    if not (_checks.is_concrete(K) and _checks.is_concrete(damping)) or float(damping) > 0:
+        return
+    k = np.asarray(K)
+    if not np.all(np.isfinite(k)):
+        raise ValueError("J must be finite: the kernel K = J Jᵀ has non-finite entries")
+    s = np.linalg.svd(k.astype(np.float64), compute_uv=False)
+    if s.size and s[-1] <= s[0] * k.shape[0] * np.finfo(k.dtype).eps:
+        raise ValueError(
+            f"damping=0 needs a nonsingular kernel K = J Jᵀ, but K (n = {k.shape[0]}) is "
+            f"singular to {k.dtype} precision (rank < n: repeated or collinear batch entries, "
+            "or n > p); pass damping > 0")
+
+
 def preqn_direction(J: jax.Array, delta: jax.Array, damping=0.0) -> jax.Array:
     r"""Jᵀ (K + λ I)⁻¹ δ with K = J Jᵀ and λ = ``damping`` · tr(K)/n, shape [p].
 
@@ -196,6 +211,7 @@ def preqn_direction(J: jax.Array, delta: jax.Array, damping=0.0) -> jax.Array:
         raise ValueError(f"delta must have shape {(n,)} to match J, got {np.shape(delta)}")
     _checks.positive("damping", damping, strict=False)
     K = J @ J.T
+    _check_solvable(K, damping)
     lam = damping * jnp.trace(K) / n
     x = jnp.linalg.solve(K + lam * jnp.eye(n, dtype=K.dtype), delta.astype(K.dtype))
     return J.T @ x
@@ -329,16 +345,13 @@ class OfflineQConfig:
     def __post_init__(self):
         if self.method not in ("semi-gradient", "preqn"):
             raise ValueError(f"method must be 'semi-gradient' or 'preqn', got {self.method!r}")
-        if not self.hidden or any(not isinstance(h, int) or h <= 0 for h in self.hidden):
-            raise ValueError(f"hidden must be a non-empty tuple of positive ints, got {self.hidden!r}")
-        if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise ValueError(f"lr must be finite and > 0, got {self.lr}")
+        _checks.nonempty_widths("hidden", self.hidden)
+        _checks.positive("lr", self.lr)
         for name in ("batch_size", "n_steps", "target_period", "log_every"):
             _checks.positive_int(name, getattr(self, name))
         if self.n_steps % self.log_every:
             raise ValueError(f"log_every must divide n_steps={self.n_steps}, got {self.log_every}")
-        if not (self.damping >= 0 and np.isfinite(self.damping)):
-            raise ValueError(f"damping must be finite and >= 0, got {self.damping}")
+        _checks.positive("damping", self.damping, strict=False)
 
 
 def q_values(params, obs: jax.Array) -> jax.Array:
@@ -351,7 +364,13 @@ def sample_dataset(key: jax.Array, mdp: mdp_lib.MDP, rho: jax.Array, size: int):
 
     Returns a dict of int32 ``s``, ``a``, ``s_next`` and float32 ``r``, each of shape [size].
     """
+    mdp_lib._check_mdp(mdp)
     S, A = mdp.n_states, mdp.n_actions
+    if np.shape(rho) != (S, A):
+        raise ValueError(f"rho must have shape {(S, A)} (a distribution over pairs), "
+                         f"got {np.shape(rho)}")
+    _checks.probabilities("rho", np.ravel(rho) if _checks.is_concrete(rho) else rho)
+    _checks.positive_int("size", size)
     k_sa, k_next = jax.random.split(key)
     sa = jax.random.choice(k_sa, S * A, (size,), p=jnp.ravel(rho))
     s, a = sa // A, sa % A
@@ -390,6 +409,25 @@ def update(config: OfflineQConfig, params, params_target, batch, obs: jax.Array,
     return unravel(theta + lr * preqn_direction(J, delta, config.damping))
 
 
+def _check_dataset(dataset, mdp: mdp_lib.MDP) -> None:
+    """The dict of :func:`sample_dataset`: keys s, a, r, s_next of one length, indices in range."""
+    keys = ("s", "a", "r", "s_next")
+    if not isinstance(dataset, dict) or any(k not in dataset for k in keys):
+        have = sorted(dataset) if isinstance(dataset, dict) else type(dataset).__name__
+        raise ValueError(f"dataset must be a dict with keys {keys} (ntk.sample_dataset), got {have}")
+    n = np.shape(dataset["s"])
+    if len(n) != 1 or n[0] == 0:
+        raise ValueError(f"dataset['s'] must have shape [N] with N >= 1, got {n}")
+    for k in keys:
+        if np.shape(dataset[k]) != n:
+            raise ValueError(f"dataset['{k}'] must have the shape of dataset['s'] {n}, "
+                             f"got {np.shape(dataset[k])}")
+    _checks.index("dataset['s']", dataset["s"], mdp.n_states, what="a state index")
+    _checks.index("dataset['s_next']", dataset["s_next"], mdp.n_states, what="a state index")
+    _checks.index("dataset['a']", dataset["a"], mdp.n_actions, what="an action index")
+    _checks.finite("dataset['r']", dataset["r"])
+
+
 def make_train(config: OfflineQConfig, mdp: mdp_lib.MDP, obs: jax.Array, dataset: dict):
     r"""``train(key, lr=None) -> (params, metrics)``: Q-learning from ``dataset`` on a tabular MDP.
 
@@ -406,6 +444,8 @@ def make_train(config: OfflineQConfig, mdp: mdp_lib.MDP, obs: jax.Array, dataset
     _checks.ndim("obs", obs, 2)
     if np.shape(obs)[0] != mdp.n_states:
         raise ValueError(f"obs must have one row per state ({mdp.n_states}), got {np.shape(obs)}")
+    _checks.finite("obs", obs)
+    _check_dataset(dataset, mdp)
     obs = jnp.asarray(obs, jnp.float32)
     gamma = jnp.float32(mdp.gamma)
     q_star = mdp_lib.value_iteration(mdp, tol=1e-6).q.astype(jnp.float32)

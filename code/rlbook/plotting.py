@@ -28,14 +28,21 @@ def mean_and_band(y, confidence: float = 0.95):
     """Mean over the first axis and a Student-t confidence band for it.
 
     For n seeds with sample standard deviation s, the band is
-    mean ± t_{n−1, (1+c)/2} · s / √n. Returns ``(mean, low, high)``.
+    mean ± t_{n−1, (1+c)/2} · s / √n. Returns ``(mean, low, high)``. With a single
+    seed there is no spread to estimate: the band has zero width (low = high = mean).
     """
-    y = np.asarray(y, dtype=float)
-    if y.ndim < 1 or y.shape[0] < 2:
-        raise ValueError(f"y must have a seed axis of length >= 2 first, got shape {y.shape}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    try:
+        y = np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"y must be an array of real numbers, got {type(y).__name__}") from err
+    if y.ndim < 1 or y.shape[0] < 1:
+        raise ValueError(f"y must have a seed axis of length >= 1 first, got shape {y.shape}")
+    if not isinstance(confidence, (int, float, np.integer, np.floating)) or isinstance(
+            confidence, bool) or not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
     n = y.shape[0]
+    if n == 1:
+        return y[0].copy(), y[0].copy(), y[0].copy()
     mean = y.mean(axis=0)
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * y.std(axis=0, ddof=1) / np.sqrt(n)
     return mean, mean - half, mean + half
@@ -45,8 +52,13 @@ def learning_curve(x, y, *, label: str | None = None, ax=None, confidence: float
                    xlabel: str = "environment steps", ylabel: str = "return", color=None,
                    show_seeds: bool = False):
     """Mean of ``y`` (shape [seeds, T]) against ``x`` (shape [T]) with a confidence band."""
-    y = np.asarray(y, dtype=float)
+    try:
+        y = np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"y must be an array of real numbers, got {type(y).__name__}") from err
     x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"x must have one dimension, got shape {x.shape}")
     if y.ndim != 2 or y.shape[1] != x.shape[0]:
         raise ValueError(f"y must have shape [seeds, len(x)] = [*, {x.shape[0]}], got {y.shape}")
     fig, ax = axes(ax)

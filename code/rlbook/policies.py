@@ -141,6 +141,7 @@ class TabularSoftmax(_Categorical):
                              f"got {jnp.shape(params)}")
         if jnp.shape(obs) != ():
             raise ValueError(f"obs must be a scalar state index, got shape {jnp.shape(obs)}")
+        _checks.index("obs", obs, self.n_states, what="a state index")
         return params[obs]
 
     def probs_table(self, params) -> jax.Array:

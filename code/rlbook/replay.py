@@ -55,7 +55,16 @@ def add_batch(buffer: Buffer, transitions: Any) -> Buffer:
 
 
 def sample(key: jax.Array, buffer: Buffer, batch_size: int) -> Any:
-    """``batch_size`` transitions drawn uniformly with replacement from the filled slots."""
+    """``batch_size`` transitions drawn uniformly with replacement from the filled slots.
+
+    A concrete empty buffer raises ``ValueError``; under ``jit`` (a traced fill count)
+    an empty buffer returns copies of slot 0, which holds zeros: the agents never
+    sample before ``learning_starts >= batch_size`` transitions are stored.
+    """
     _checks.positive_int("batch_size", batch_size)
+    if not isinstance(buffer, Buffer):
+        raise ValueError(f"buffer must be a replay.Buffer (replay.init), got {type(buffer).__name__}")
+    if _checks.is_concrete(buffer.size) and int(buffer.size) <= 0:
+        raise ValueError("buffer must hold at least one transition before sampling")
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
     return jax.tree_util.tree_map(lambda d: d[idx], buffer.data)

@@ -55,16 +55,20 @@ __all__ = [
 def step_discounts(gamma, terminated: jax.Array, dtype=None) -> jax.Array:
     """γ_t = γ (1 − terminated_t), same shape as ``terminated`` (default dtype: JAX's float)."""
     _checks.discount("gamma", gamma, allow_one=True)
-    dtype = jnp.dtype(dtype or jnp.result_type(float))
+    dtype = _checks.float_dtype("dtype", dtype)
+    _checks.real("terminated", terminated)
     return jnp.asarray(gamma, dtype) * (1.0 - jnp.asarray(terminated, dtype))
 
 
 def _prepare(rewards, discounts, bootstrap, done):
-    rewards = jnp.asarray(rewards)
+    _checks.real("rewards", rewards)
+    _checks.finite("rewards", rewards)
+    rewards = _checks.floating(rewards)  # integer rewards would make every γ_t an integer
     if rewards.ndim < 1:
         raise ValueError(f"rewards must have a time axis first, got shape {rewards.shape}")
     if rewards.shape[0] == 0:
         raise ValueError("rewards must hold at least one step")
+    _checks.real("discounts", discounts)
     discounts = jnp.asarray(discounts, rewards.dtype)
     if discounts.shape != rewards.shape:
         raise ValueError(f"discounts must have the shape of rewards {rewards.shape}, "
@@ -75,12 +79,15 @@ def _prepare(rewards, discounts, bootstrap, done):
             raise ValueError("discounts must lie in [0, 1]")
     if bootstrap is None:
         bootstrap = jnp.zeros_like(rewards)
+    _checks.real("bootstrap", bootstrap)
+    _checks.finite("bootstrap", bootstrap)
     bootstrap = jnp.asarray(bootstrap, rewards.dtype)
     if bootstrap.shape != rewards.shape:
         raise ValueError(f"bootstrap must have the shape of rewards {rewards.shape}, "
                          f"got {bootstrap.shape}")
     if done is None:
         done = jnp.zeros(rewards.shape, bool)
+    _checks.real("done", done)
     done = jnp.asarray(done, bool)
     if done.shape != rewards.shape:
         raise ValueError(f"done must have the shape of rewards {rewards.shape}, got {done.shape}")
@@ -170,6 +177,9 @@ def episode_returns_loop(rewards, discounts, bootstrap=None, done=None) -> jax.A
 
 def _prepare_values(rewards, discounts, values, next_values, done):
     rewards, discounts, _, cut = _prepare(rewards, discounts, None, done)
+    for name, x in (("values", values), ("next_values", next_values)):
+        _checks.real(name, x)
+        _checks.finite(name, x)
     values = jnp.asarray(values, rewards.dtype)
     next_values = jnp.asarray(next_values, rewards.dtype)
     for name, x in (("values", values), ("next_values", next_values)):

@@ -121,6 +121,9 @@ def collect(key: jax.Array, policy, params, env, env_params, state: RolloutState
         ended. Pure and jittable (``policy``, ``env`` and ``n_steps`` static).
     """
     _checks.positive_int("n_steps", n_steps)
+    _check_policy_fits_env(policy, env, env_params)
+    if not isinstance(state, RolloutState):
+        raise ValueError(f"state must be a RolloutState (rollouts.init), got {type(state).__name__}")
     n_envs = state.episode_return.shape[0]
     act = jax.vmap(policy.sample, (0, None, 0))
     step = jax.vmap(env.step, (0, 0, 0, None))
@@ -142,8 +145,37 @@ def collect(key: jax.Array, policy, params, env, env_params, state: RolloutState
     return state, traj, episodes
 
 
+def _check_policy_fits_env(policy, env, env_params) -> None:
+    """The policy's action and observation sizes are the environment's."""
+    if not callable(getattr(policy, "sample", None)):
+        raise ValueError(f"policy must have a sample(key, params, obs) method, "
+                         f"got {type(policy).__name__}")
+    env_actions = getattr(env, "n_actions", None)
+    if env_actions is None and hasattr(env_params, "mdp"):  # a tabular environment
+        env_actions = env_params.mdp.n_actions
+        env_states = env_params.mdp.n_states
+        n_states = getattr(policy, "n_states", None)
+        if n_states is not None and n_states != env_states:
+            raise ValueError(f"policy.n_states ({n_states}) must equal the environment's "
+                             f"number of states ({env_states})")
+    pairs = (("n_actions", env_actions), ("action_dim", getattr(env, "action_dim", None)),
+             ("obs_dim", getattr(env, "obs_dim", None)))
+    for name, want in pairs:
+        have = getattr(policy, name, None)
+        if have is not None and want is not None and have != want:
+            raise ValueError(f"policy.{name} ({have}) must equal the environment's {name} ({want})")
+    if hasattr(policy, "n_actions") and env_actions is None:
+        raise ValueError(f"policy has discrete actions (n_actions={policy.n_actions}) but the "
+                         f"environment {type(env).__name__} has continuous ones")
+    if hasattr(policy, "action_dim") and env_actions is not None:
+        raise ValueError(f"policy has continuous actions but the environment "
+                         f"{type(env).__name__} has {env_actions} discrete ones")
+
+
 def step_keys(key: jax.Array, n_steps: int, n_envs: int) -> jax.Array:
     """The keys :func:`collect` uses, shape [n_steps, 2, n_envs] (action, environment)."""
+    _checks.size("n_steps", n_steps)
+    _checks.size("n_envs", n_envs)
     return jax.random.split(key, (n_steps, 2, n_envs))
 
 

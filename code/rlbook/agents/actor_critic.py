@@ -89,6 +89,12 @@ class Config:
         _checks.positive("max_grad_norm", self.max_grad_norm)
         _checks.flag("normalize_advantages", self.normalize_advantages)
         _checks.widths("hidden", self.hidden)
+        if self.normalize_advantages and self.n_envs * self.n_steps // self.n_minibatches < 2:
+            raise ValueError(
+                "n_minibatches must leave at least 2 transitions per minibatch when "
+                "normalize_advantages is True (one normalized advantage is always 0, so the "
+                f"policy would never move), got n_envs * n_steps = {self.n_envs * self.n_steps} "
+                f"and n_minibatches = {self.n_minibatches}")
 
 
 class TrainState(NamedTuple):
@@ -166,6 +172,9 @@ def loss(params, policy, batch: Batch, value_coef, entropy_coef, normalize: bool
     rescaling, both held constant: no gradient flows through Â or Ĝ). Returns
     ``(L, (policy_loss, value_loss, entropy))``.
     """
+    if normalize and np.size(batch.advantage) < 2:
+        raise ValueError("batch must hold at least 2 transitions when normalize is True "
+                         f"(one normalized advantage is always 0), got {np.size(batch.advantage)}")
     adv = jax.lax.stop_gradient(batch.advantage)
     if normalize:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)

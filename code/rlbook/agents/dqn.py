@@ -86,6 +86,9 @@ class DQNConfig:
         for name in ("total_steps", "n_envs", "buffer_size", "batch_size", "train_every",
                      "target_period", "epsilon_steps", "log_every"):
             _checks.positive_int(name, getattr(self, name))
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must be at most buffer_size "
+                             f"({self.buffer_size})")
         if not isinstance(self.hidden, tuple) or not self.hidden:
             raise ValueError(f"hidden must be a non-empty tuple of widths, got {self.hidden!r}")
         for i, n in enumerate(self.hidden):
@@ -95,11 +98,9 @@ class DQNConfig:
         _checks.positive("max_grad_norm", self.max_grad_norm)
         if self.huber_delta is not None:
             _checks.positive("huber_delta", self.huber_delta)
-        if not 0.0 < self.target_tau <= 1.0:
-            raise ValueError(f"target_tau must lie in (0, 1], got {self.target_tau}")
+        _checks.interval("target_tau", self.target_tau, 0.0, 1.0, low_open=True)
         for name in ("epsilon_start", "epsilon_end"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+            _checks.interval(name, getattr(self, name), 0.0, 1.0)
         if not isinstance(self.learning_starts, int) or self.learning_starts < self.batch_size:
             raise ValueError(f"learning_starts must be an integer >= batch_size="
                              f"{self.batch_size}, got {self.learning_starts!r}")
@@ -292,6 +293,7 @@ def evaluate(key: jax.Array, params, env, env_params, n_episodes: int) -> jax.Ar
 
     Each episode runs to termination or to the time limit ``env_params.max_steps``.
     """
+    _checks.size("n_episodes", n_episodes)
     obs, state = jax.vmap(env.reset, (0, None))(jax.random.split(key, n_episodes), env_params)
 
     def step(carry, _):
@@ -327,6 +329,9 @@ def make_train(config: DQNConfig, env=None, env_params=None):
         env, env_params = envs.make("CartPole-v1")
     elif env_params is None:
         env_params = env.default_params
+    if not isinstance(getattr(env, "n_actions", None), int) or not hasattr(env, "obs_dim"):
+        raise ValueError(f"env must have discrete actions (an int n_actions) and an obs_dim "
+                         f"for DQN, got {type(env).__name__}")
     optimizer = make_optimizer(config)
 
     def train_iteration(carry, keys):

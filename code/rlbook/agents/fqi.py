@@ -60,6 +60,7 @@ def validate(config: Config) -> None:
     for name in ("iterations", "fit_steps", "batch_size", "window", "n_maximized",
                  "actor_steps"):
         _checks.positive_int(f"config.{name}", getattr(config, name))
+    _checks.nonempty_widths("config.hidden", config.hidden)
     _checks.discount("config.gamma", config.gamma)
     _checks.positive("config.lr", config.lr)
     if config.actor not in ("explicit", "regression", "gradient"):

@@ -92,12 +92,16 @@ def validate(config: Config) -> None:
     if config.learning_starts >= config.total_steps:
         raise ValueError(f"config.learning_starts must be < config.total_steps, "
                          f"got {config.learning_starts}")
-    if not config.hidden or any(not isinstance(h, int) or h <= 0 for h in config.hidden):
-        raise ValueError(f"config.hidden must be a non-empty tuple of positive ints, "
-                         f"got {config.hidden!r}")
+    if config.batch_size > config.buffer_size:
+        raise ValueError(f"config.batch_size ({config.batch_size}) must be at most "
+                         f"config.buffer_size ({config.buffer_size})")
+    if config.learning_starts < config.batch_size:
+        raise ValueError(f"config.learning_starts must be >= config.batch_size="
+                         f"{config.batch_size} (the first minibatch would repeat a few "
+                         f"transitions), got {config.learning_starts}")
+    _checks.nonempty_widths("config.hidden", config.hidden)
     _checks.discount("config.gamma", config.gamma)
-    if not 0.0 < config.tau <= 1.0:
-        raise ValueError(f"config.tau must lie in (0, 1], got {config.tau}")
+    _checks.interval("config.tau", config.tau, 0.0, 1.0, low_open=True)
     _checks.positive("config.actor_lr", config.actor_lr)
     _checks.positive("config.critic_lr", config.critic_lr)
 
@@ -208,6 +212,7 @@ def _env_step(key, env_state, action):
 
 def evaluate(key, policy: Callable, n_episodes: int):
     """Mean undiscounted return of the deterministic ``policy(obs) -> a`` over fresh episodes."""
+    _checks.size("n_episodes", n_episodes)
 
     def episode(k):
         k_reset, k_run = jax.random.split(k)
@@ -232,6 +237,7 @@ def discounted_return(policy: Callable, obs: jax.Array, gamma, horizon: int):
     raw dynamics ``step_env`` with no time limit, the infinite-horizon return that a
     critic bootstrapped through truncation estimates (up to γ^H).
     """
+    _checks.size("horizon", horizon)
     state = envs.PendulumState(jnp.arctan2(obs[1], obs[0]), obs[2], jnp.asarray(0, jnp.int32))
 
     def body(carry, _):

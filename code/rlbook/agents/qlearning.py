@@ -31,7 +31,20 @@ def step_size(count: jax.Array, omega, scale=1.0) -> jax.Array:
 
 
 def q_learning_update(q: jax.Array, s, a, r, s_next, alpha, gamma) -> jax.Array:
-    """Q(s, a) ← Q(s, a) + α [r + γ max_a' Q(s', a') − Q(s, a)]; q of shape [S, A]."""
+    """Q(s, a) ← Q(s, a) + α [r + γ max_a' Q(s', a') − Q(s, a)]; q of shape [S, A].
+
+    Concrete indices outside [0, S) or [0, A) raise ``ValueError``; traced ones
+    (inside :func:`q_learning`'s scan) cannot be checked, and JAX clamps a read and
+    drops a write out of range.
+    """
+    _checks.ndim("q", q, 2)
+    S, A = jnp.shape(q)
+    _checks.index("s", s, S, what="a state index")
+    _checks.index("a", a, A, what="an action index")
+    _checks.index("s_next", s_next, S, what="a state index")
+    for name, x in (("r", r), ("alpha", alpha), ("gamma", gamma)):
+        _checks.real(name, x)
+        _checks.finite(name, x)
     td = r + gamma * jnp.max(q[s_next]) - q[s, a]
     return q.at[s, a].add(alpha * td)
 

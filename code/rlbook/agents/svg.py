@@ -372,9 +372,7 @@ def _validate_infinity(config: InfinityConfig) -> None:
     if config.total_steps % config.eval_every:
         raise ValueError(f"config.eval_every ({config.eval_every}) must divide "
                          f"config.total_steps ({config.total_steps})")
-    if not config.hidden or any(not isinstance(h, int) or h <= 0 for h in config.hidden):
-        raise ValueError(f"config.hidden must be a non-empty tuple of positive ints, "
-                         f"got {config.hidden!r}")
+    _checks.nonempty_widths("config.hidden", config.hidden)
     _checks.discount("config.gamma", config.gamma, allow_one=True)
     _checks.positive("config.lr", config.lr)
     _checks.positive("config.max_grad_norm", config.max_grad_norm)
@@ -387,6 +385,7 @@ class InfinityState(NamedTuple):
 
 def collect_episode(key, actor, n_steps: int):
     """One episode of π_θ on Pendulum: obs [T, 3], actions [T, 1], rewards [T], next obs [T, 3]."""
+    _checks.size("n_steps", n_steps)
     k_reset, k_run = jax.random.split(key)
     obs, state = ENV.reset(k_reset, PARAMS)
 

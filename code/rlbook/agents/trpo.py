@@ -89,11 +89,14 @@ class Config:
         _checks.discount("gae_lambda", self.gae_lambda, allow_one=True)
         _checks.positive("max_kl", self.max_kl)
         _checks.positive("damping", self.damping, strict=False)
-        if not 0.0 < self.backtrack_coef < 1.0:
-            raise ValueError(f"backtrack_coef must lie in (0, 1), got {self.backtrack_coef}")
+        _checks.interval("backtrack_coef", self.backtrack_coef, 0.0, 1.0, low_open=True,
+                         high_open=True)
         _checks.positive("value_learning_rate", self.value_learning_rate)
         _checks.flag("normalize_advantages", self.normalize_advantages)
         _checks.widths("hidden", self.hidden)
+        if self.normalize_advantages and self.n_envs * self.n_steps < 2:
+            raise ValueError("n_envs * n_steps must be at least 2 when normalize_advantages is "
+                             "True (one normalized advantage is always 0)")
 
 
 class TrainState(NamedTuple):
