@@ -83,7 +83,7 @@ def maximize(q, dim: int = 1, n_starts: int = 3, n_steps: int = 15, step0: float
     def ascend(a):
         def body(a, eta):
             return jnp.clip(a + eta * jnp.sign(grad(a)).astype(f32), -1.0, 1.0), None
-        a, _ = jax.lax.scan(body, a, (step0 * decay ** jnp.arange(n_steps)).astype(f32))
+        a, _ = jax.lax.scan(body, a, step0 * decay ** jnp.arange(n_steps, dtype=f32))
         return a
 
     a = jax.vmap(ascend)(starts)
@@ -163,7 +163,10 @@ def run(key, data: Transition, config: Config) -> Result:
             _, v_next = argmax_all(critic, data.next_obs)
         else:
             v_next = critic_apply(critic, data.next_obs, actor_apply(actor, data.next_obs))
-        y = (data.reward + config.gamma * (1.0 - data.terminated) * v_next).astype(jnp.float32)
+        # In float32 throughout (``terminated`` is a bool: ``1.0 - terminated`` would be a
+        # float64 vector when x64 is on).
+        y = (data.reward + config.gamma * (1.0 - data.terminated.astype(jnp.float32))
+             * v_next).astype(jnp.float32)
         critic, c_opt = fit(k_fit, critic, c_opt, opt, q_loss, config.fit_steps,
                             config.batch_size, n, y)
         if config.actor == "regression":

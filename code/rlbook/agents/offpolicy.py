@@ -75,6 +75,9 @@ class Config:
     """Visited states at which each evaluation compares Q_φ(s, μ(s)) with the true return (0: off)."""
     value_horizon: int = 600
     """Rollout length of that true discounted return (γ^H of the tail is neglected)."""
+    rng_impl: str = "philox4x32"
+    """The run's random-number generator (see :func:`philox_key`): ``"philox4x32"`` compiles
+    faster on CPU; ``"threefry2x32"`` (JAX's default) is the one that shards across devices."""
 
 
 def validate(config: Config) -> None:
@@ -104,6 +107,7 @@ def validate(config: Config) -> None:
     _checks.interval("config.tau", config.tau, 0.0, 1.0, low_open=True)
     _checks.positive("config.actor_lr", config.actor_lr)
     _checks.positive("config.critic_lr", config.critic_lr)
+    _checks.one_of("config.rng_impl", config.rng_impl, RNG_IMPLS)
 
 
 class Transition(NamedTuple):
@@ -253,16 +257,27 @@ def discounted_return(policy: Callable, obs: jax.Array, gamma, horizon: int):
 # --------------------------------------------------------------------------- the training loop
 
 
-def philox_key(key: jax.Array) -> jax.Array:
-    """A Philox-4x32 key (Salmon et al. 2011) drawn deterministically from ``key``.
+RNG_IMPLS = ("philox4x32", "threefry2x32")
+
+
+def philox_key(key: jax.Array, impl: str = "philox4x32") -> jax.Array:
+    """The run's key: by default a Philox-4x32 key (Salmon et al. 2011) drawn
+    deterministically from ``key``; with ``impl="threefry2x32"``, ``key`` itself.
 
     A training step draws a dozen random arrays; with JAX's default Threefry each
     draw is a loop of hash rounds that XLA compiles separately, and on CPU the
     run's compile time nearly halves with Philox, a counter-based generator of the
-    same family. The run stays a pure function of ``key``.
-    """
-    return jax.random.wrap_key_data(jax.random.bits(key, (2,), jnp.uint32), impl="philox4x32")
+    same family. The run stays a pure function of ``key`` either way.
 
+    Philox's rounds multiply with ``lax.mulhi``, which the Shardy partitioner of the
+    locked JAX (0.10.2) cannot compile: a run sharded across devices
+    (:func:`rlbook.parallel.run_seeds` with several devices) fails with "Unable to
+    convert MHLO to StableHLO". Such runs use ``rng_impl="threefry2x32"``.
+    """
+    _checks.one_of("impl", impl, RNG_IMPLS)
+    if impl == "threefry2x32":
+        return key
+    return jax.random.wrap_key_data(jax.random.bits(key, (2,), jnp.uint32), impl="philox4x32")
 
 
 def make_train(config: Config, agent: Agent):
@@ -295,7 +310,7 @@ def make_train(config: Config, agent: Agent):
         return out
 
     def train(key):
-        key = philox_key(key)
+        key = philox_key(key, config.rng_impl)
         k_init, k_reset, key = jax.random.split(key, 3)
         state = agent.init(k_init, obs_dim, act_dim)
         obs, env_state = ENV.reset(k_reset, PARAMS)

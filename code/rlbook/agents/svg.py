@@ -358,6 +358,8 @@ class InfinityConfig:
     """Environment steps between evaluations (a multiple of ``episodes`` · 200)."""
     eval_episodes: int = 5
     """Greedy episodes per evaluation."""
+    rng_impl: str = "philox4x32"
+    """The run's random-number generator, as :attr:`rlbook.agents.offpolicy.Config.rng_impl`."""
 
 
 def _validate_infinity(config: InfinityConfig) -> None:
@@ -376,6 +378,7 @@ def _validate_infinity(config: InfinityConfig) -> None:
     _checks.discount("config.gamma", config.gamma, allow_one=True)
     _checks.positive("config.lr", config.lr)
     _checks.positive("config.max_grad_norm", config.max_grad_norm)
+    _checks.one_of("config.rng_impl", config.rng_impl, offpolicy.RNG_IMPLS)
 
 
 class InfinityState(NamedTuple):
@@ -480,7 +483,7 @@ def _make_train_infinity(config: InfinityConfig):
                               "grad_norm": jnp.mean(norms), "skipped": jnp.sum(skipped)}
 
     def train(key):
-        key = offpolicy.philox_key(key)
+        key = offpolicy.philox_key(key, config.rng_impl)
         k_init, key = jax.random.split(key)
         actor = nets.mlp_init(k_init, [ENV.obs_dim, *config.hidden, 2 * ENV.action_dim],
                               final_scale=0.1)
