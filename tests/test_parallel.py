@@ -136,3 +136,83 @@ def test_philox_still_unshardable(sharded_report):
     """The reason off-policy agents need ``rng_impl="threefry2x32"`` to shard. When a JAX
     upgrade compiles ``lax.mulhi`` under Shardy this fails, and the option can go."""
     assert "MHLO to StableHLO" in sharded_report["philox_error"]
+
+
+def _float64_tensors(jaxpr, found):
+    """(primitive, shape, source) of every non-scalar float64 value computed in ``jaxpr``."""
+    from jax._src import source_info_util
+    for eqn in jaxpr.eqns:
+        for v in eqn.outvars:
+            aval = v.aval
+            if getattr(aval, "dtype", None) == jnp.float64 and aval.ndim > 0:
+                found.add((str(eqn.primitive), aval.shape,
+                           source_info_util.summarize(eqn.source_info)))
+        for p in eqn.params.values():
+            for sub in (p if isinstance(p, (list, tuple)) else [p]):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    _float64_tensors(inner, found)
+    return found
+
+
+def _small_trains():
+    from rlbook import mdp, ntk
+    from rlbook.agents import actor_critic, dqn, fqi, npg, ppo, reinforce, sac, td3, trpo
+    off = dict(total_steps=200, learning_starts=64, batch_size=16, buffer_size=200,
+               hidden=(8,), eval_every=100, eval_episodes=1, train_every=2)
+    m = mdp.garnet(jax.random.PRNGKey(5), 4, 2, branching=1, gamma=0.5, dtype=jnp.float32)
+    data = ntk.sample_dataset(jax.random.PRNGKey(6), m, jnp.full((4, 2), 1 / 8), 64)
+    fqi_data = fqi.random_dataset(jax.random.PRNGKey(1), 64)
+    trains = {
+        "reinforce": reinforce.make_train(reinforce.Config(n_updates=2, n_episodes=2, horizon=12,
+                                                           hidden=(8,))),
+        "reinforce-pendulum": reinforce.make_train(reinforce.Config(
+            env_name="Pendulum-v1", n_updates=2, n_episodes=2, horizon=12, hidden=(8,))),
+        "npg": npg.make_train(npg.Config(n_episodes=2, horizon=12, hidden=(4,), n_updates=2)),
+        "actor_critic": actor_critic.make_train(actor_critic.Config(
+            n_updates=2, n_envs=2, n_steps=8, hidden=(8,))),
+        "trpo": trpo.make_train(trpo.Config(n_updates=2, n_envs=2, n_steps=16, hidden=(4,))),
+        "ppo": ppo.make_train(ppo.Config(n_updates=2, n_envs=2, n_steps=16, n_minibatches=2,
+                                         hidden=(8,))),
+        "dqn": dqn.make_train(dqn.DQNConfig(total_steps=200, n_envs=2, hidden=(8,),
+                                            learning_starts=64, buffer_size=128, batch_size=16,
+                                            log_every=100, target_period=10)),
+        "ddpg": ddpg.make_train(ddpg.Config(**off)),
+        "td3": td3.make_train(td3.Config(**off)),
+        "sac": sac.make_train(sac.Config(**off)),
+        "svg1": svg.make_train(svg.Config(**off)),
+        "svg_infinity": svg.make_train(svg.InfinityConfig(total_steps=400, hidden=(8,),
+                                                                updates_per_iteration=2,
+                                                                eval_every=200,
+                                                                eval_episodes=1)),
+        "ntk": ntk.make_train(ntk.OfflineQConfig(hidden=(8,), batch_size=8, n_steps=20,
+                                                 log_every=10), m, jnp.eye(4, dtype=jnp.float32),
+                              data),
+    }
+    trains["fqi"] = lambda key: fqi.run(key, fqi_data, fqi.Config(
+        iterations=2, fit_steps=3, batch_size=16, hidden=(8,), n_maximized=16, actor_steps=2))
+    return trains
+
+
+def test_no_float64_tensor_in_any_agent_with_x64_on():
+    """The chapters turn x64 on; every agent must still compute its tensors in float32.
+
+    Scalars of one run (Adam's bias correction inside optax, a constant) may be float64; a
+    float64 vector would double the memory traffic of a batched run and, on a GPU, run at a
+    fraction of float32 speed. One run is traced (unbatched), so a per-run scalar stays a
+    scalar.
+    """
+    key = jax.random.PRNGKey(0)
+    with jax.enable_x64(True):
+        found = {name: sorted(_float64_tensors(jax.make_jaxpr(train)(key).jaxpr, set()))
+                 for name, train in _small_trains().items()}
+    assert not any(found.values()), {k: v for k, v in found.items() if v}
+
+
+def test_every_agent_lowers_for_cuda_without_host_callbacks():
+    """What a GPU user runs: the vmapped train lowered for CUDA (no GPU needed to lower)."""
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    for name, train in _small_trains().items():
+        text = jax.jit(jax.vmap(train)).trace(keys).lower(
+            lowering_platforms=("cuda",)).as_text()
+        assert "callback" not in text, name

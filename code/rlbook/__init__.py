@@ -7,6 +7,10 @@ an explicit ``jax.random`` key passed first.
 ======================  =======================================================
 module                  holds
 ======================  =======================================================
+``seeds``               every key and generator of the book from one build seed
+                        (RLBOOK_SEED); seed sets for calibrated claims
+``claims``              learning claims checked against calibrated thresholds;
+                        z bounds for Monte-Carlo tolerances
 ``mdp``                 tabular MDPs as arrays: Garnet MDPs, T^π and T^*, value
                         iteration, exact evaluation, visitation, occupancy,
                         J(π); the soft operator T_β, projected value
@@ -53,6 +57,9 @@ module                  holds
                         and its forward recursion, noise inference, SVG(1) and
                         SVG(∞) on Pendulum's differentiable dynamics
 ``noise``               the Ornstein–Uhlenbeck process (Euler–Maruyama)
+``parallel``            an agent's train over seeds and a hyperparameter grid on
+                        every device JAX has (jit + NamedSharding; one device:
+                        exactly jit(vmap))
 ``plotting``            shared figure helpers (the only module importing
                         matplotlib)
 ``book``                the build driver behind ``make book``, ``make bench``

@@ -142,7 +142,9 @@ class CartPole:
         _checks.index("action", action, 2, what="a CartPole action, 0 or 1", allow_float=True)
         total_mass = params.masscart + params.masspole
         polemass_length = params.masspole * params.length
-        force = jnp.where(action == 1, params.force_mag, -params.force_mag)
+        # In the state's dtype: two Python floats would make a float64 vector with x64 on.
+        force_mag = jnp.asarray(params.force_mag, state.theta.dtype)
+        force = jnp.where(action == 1, force_mag, -force_mag)
         cos, sin = jnp.cos(state.theta), jnp.sin(state.theta)
         temp = (force + polemass_length * state.theta_dot**2 * sin) / total_mass
         thetaacc = (params.gravity * sin - cos * temp) / (
