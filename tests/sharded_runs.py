@@ -2,8 +2,9 @@
 
 Started by ``tests/test_parallel.py`` in a subprocess with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (the flag must be set before JAX
-starts, so it cannot run inside the pytest process). For each agent it runs the same
-five keys (a number the four devices do not divide) through ``run_seeds`` / ``run_grid``
+starts, so it cannot run inside the pytest process). For every agent (tiny
+configurations, :func:`small_trains`; the off-policy agents and SVG with threefry keys),
+and for a PPO grid over ε, it runs the same five keys (a number the four devices do not divide) through ``run_seeds`` / ``run_grid``
 on all devices and on one device, and reports the shapes, the output sharding, the
 largest difference between the two, and whether the sharded program holds collectives.
 """
@@ -80,24 +81,69 @@ def philox_fails() -> str:
     return ""
 
 
-def main() -> dict:
-    ppo_cfg = ppo.Config(n_updates=3, n_envs=2, n_steps=16, n_minibatches=2, n_epochs=2,
-                         hidden=(8,))
-    dqn_cfg = dqn.DQNConfig(total_steps=400, n_envs=2, hidden=(16,), learning_starts=64,
-                            buffer_size=256, batch_size=32, log_every=200, train_every=2,
-                            target_period=10)
-    sac_cfg = sac.Config(total_steps=200, learning_starts=128, batch_size=32, buffer_size=200,
-                         hidden=(16,), eval_every=100, eval_episodes=2, train_every=2,
-                         rng_impl="threefry2x32")
+def small_trains(rng_impl: str = "philox4x32") -> dict:
+    """Every agent's ``train(key)`` at a tiny size (a few updates), by name.
+
+    ``rng_impl`` is given to the agents that take it (the off-policy agents and SVG);
+    ``"threefry2x32"`` makes them shardable. Shared with ``tests/test_parallel.py``.
+    """
+    from rlbook import mdp, ntk
+    from rlbook.agents import actor_critic, ddpg, fqi, npg, reinforce, svg, td3, trpo
+    off = dict(total_steps=160, learning_starts=96, batch_size=16, buffer_size=160,
+               hidden=(8,), eval_every=80, eval_episodes=1, train_every=2, rng_impl=rng_impl)
+    m = mdp.garnet(jax.random.PRNGKey(5), 4, 2, branching=1, gamma=0.5, dtype=jnp.float32)
+    data = ntk.sample_dataset(jax.random.PRNGKey(6), m, jnp.full((4, 2), 1 / 8), 64)
+    fqi_data = fqi.random_dataset(jax.random.PRNGKey(1), 64)
+    fqi_cfg = fqi.Config(iterations=2, fit_steps=3, batch_size=16, hidden=(8,),
+                         n_maximized=16, actor_steps=2)
     return {
-        "devices": jax.device_count(),
-        "ppo_grid": case("ppo_grid", ppo.make_train(ppo_cfg),
-                         (jnp.asarray([0.1, 0.2, 0.3]),), grid=True),
-        "dqn": case("dqn", dqn.make_train(dqn_cfg)),
-        "sac": case("sac", sac.make_train(sac_cfg), collectives=False),
-        "philox_error": philox_fails(),
+        "reinforce": reinforce.make_train(reinforce.Config(n_updates=2, n_episodes=2,
+                                                           horizon=12, hidden=(8,))),
+        "reinforce_pendulum": reinforce.make_train(reinforce.Config(
+            env_name="Pendulum-v1", n_updates=2, n_episodes=2, horizon=12, hidden=(8,))),
+        "npg": npg.make_train(npg.Config(n_episodes=2, horizon=12, hidden=(4,), n_updates=2)),
+        "actor_critic": actor_critic.make_train(actor_critic.Config(
+            n_updates=2, n_envs=2, n_steps=8, hidden=(8,))),
+        "trpo": trpo.make_train(trpo.Config(n_updates=2, n_envs=2, n_steps=16, hidden=(4,))),
+        "ppo": ppo.make_train(ppo.Config(n_updates=2, n_envs=2, n_steps=16, n_minibatches=2,
+                                         hidden=(8,))),
+        "dqn": dqn.make_train(dqn.DQNConfig(total_steps=200, n_envs=2, hidden=(8,),
+                                            learning_starts=64, buffer_size=128, batch_size=16,
+                                            log_every=100, target_period=10)),
+        "ddpg": ddpg.make_train(ddpg.Config(**off)),
+        "td3": td3.make_train(td3.Config(**off)),
+        "sac": sac.make_train(sac.Config(**off)),
+        "svg1": svg.make_train(svg.Config(**off)),
+        "svg_infinity": svg.make_train(svg.InfinityConfig(
+            total_steps=400, hidden=(8,), updates_per_iteration=2, eval_every=200,
+            eval_episodes=1, rng_impl=rng_impl)),
+        "ntk": ntk.make_train(ntk.OfflineQConfig(hidden=(8,), batch_size=8, n_steps=20,
+                                                 log_every=10),
+                              m, jnp.eye(4, dtype=jnp.float32), data),
+        "fqi": lambda key: fqi.run(key, fqi_data, fqi_cfg),
     }
 
 
+def main(part: int = 0, parts: int = 1) -> dict:
+    """Every ``parts``-th case starting at ``part`` (so that parts can run side by side)."""
+    ppo_cfg = ppo.Config(n_updates=3, n_envs=2, n_steps=16, n_minibatches=2, n_epochs=2,
+                         hidden=(8,))
+    # The compiled program is inspected for collectives (a second compile) for one agent
+    # of each family; NPG and TRPO hold one all-reduce by design (the batched CG stop test).
+    inspect = ("reinforce", "npg", "ppo", "dqn", "sac")
+    cases = {"ppo_grid": lambda: case("ppo_grid", ppo.make_train(ppo_cfg),
+                                      (jnp.asarray([0.1, 0.2, 0.3]),), grid=True)}
+    for name, train in small_trains("threefry2x32").items():
+        cases[name] = (lambda name=name, train=train:
+                       case(name, train, collectives=name in inspect))
+    cases["philox_error"] = philox_fails
+    report = {"devices": jax.device_count()}
+    for i, (name, run) in enumerate(cases.items()):
+        if i % parts == part:
+            report[name] = run()
+    return report
+
+
 if __name__ == "__main__":
-    print(json.dumps(main()))
+    part, parts = (int(a) for a in sys.argv[1:3]) if len(sys.argv) > 2 else (0, 1)
+    print(json.dumps(main(part, parts)))
