@@ -279,7 +279,8 @@ def _check_kumaraswamy(a, b):
         # number of its dtype would silently act as 0.
         if _checks.is_concrete(v):
             arr = np.asarray(v)
-            tiny = np.finfo(arr.dtype if np.issubdtype(arr.dtype, np.floating) else float).tiny
+            # the dtype the maths runs in (float32 for a Python float unless x64 is on)
+            tiny = float(jnp.finfo(jnp.result_type(a, b, float)).tiny)
             if np.any(arr < tiny):
                 raise ValueError(f"{name} must be at least {tiny:.3g} (a normal number), "
                                  f"got {arr[arr < tiny].ravel()[:3]}")
@@ -310,12 +311,17 @@ def kumaraswamy_log_prob(a, b, x: jax.Array) -> jax.Array:
     """log p(x) = log a + log b + (a − 1) log x + (b − 1) log(1 − x^a) for x ∈ (0, 1).
 
     −∞ for x outside the open interval (0, 1), the endpoints included (they have
-    probability zero; the formula is undefined there for some a, b).
+    probability zero; the formula is undefined there for some a, b). x is taken in the
+    dtype of the computation, where XLA flushes subnormal numbers to zero: a positive x
+    below that dtype's smallest normal number counts as 0 (−∞, never NaN), and an x that
+    rounds to 1 counts as 1.
     """
     _check_kumaraswamy(a, b)
-    log_x = jnp.log(x)
+    x = jnp.asarray(x, jnp.result_type(a, b, x, float))
+    outside = (x < jnp.finfo(x.dtype).tiny) | (x >= 1)
+    log_x = jnp.log(jnp.where(outside, 0.5, x))
     logp = jnp.log(a) + jnp.log(b) + (a - 1) * log_x + (b - 1) * jnp.log(-jnp.expm1(a * log_x))
-    return jnp.where((x <= 0) | (x >= 1), -jnp.inf, logp)
+    return jnp.where(outside, -jnp.inf, logp)
 
 
 def kumaraswamy_entropy(a, b) -> jax.Array:
