@@ -248,9 +248,8 @@ def test_bad_configs_raise_value_errors_naming_the_field(name):
              "sac": [("init_temperature", 0.0), ("temperature_lr", -1.0),
                      ("learn_temperature", 1)]}[name]
     for field, value in bad + extra:
-        cfg = dataclasses.replace(mod.Config(), **{field: value})
         with pytest.raises(ValueError, match=field):
-            mod.make_train(cfg)
+            mod.make_train(dataclasses.replace(mod.Config(), **{field: value}))
 
 
 # ------------------------------------------------------------------ fitted Q-iteration

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rlbook import distributions as D
+from rlbook import estimators as E
 from rlbook import envs, mdp, natural, ntk, plotting, policies, replay, returns, rollouts
 from rlbook.agents import actor_critic, dqn, fqi, offpolicy, ppo, qlearning, sac, svg, trpo
 
@@ -311,10 +312,9 @@ def test_dqn_make_train_refuses_a_continuous_environment():
     ({"tau": "x"}, "tau"),
 ])
 def test_offpolicy_configs_are_checked_across_fields(agent, change, name):
-    cfg = dataclasses.replace(agent.Config(), **change)
-    validate = {offpolicy: offpolicy.validate, sac: sac.validate, svg: svg.agent}[agent]
+    # refused when the config is built (``__post_init__``), before any training
     with pytest.raises(ValueError, match=name):
-        validate(cfg)
+        dataclasses.replace(agent.Config(), **change)
 
 
 def test_svg_infinity_and_ntk_and_fqi_check_hidden():
@@ -504,13 +504,167 @@ def test_negative_sizes_are_refused_by_name(call, name):
        tau=st.one_of(st.floats(-1, 2), st.just(float("nan"))))
 def test_fuzz_offpolicy_config(batch, buffer, starts, hidden, tau):
     """A config is accepted only when consistent; otherwise a ValueError names a field."""
-    cfg = offpolicy.Config(total_steps=400, eval_every=200, batch_size=batch, buffer_size=buffer,
-                           learning_starts=starts, hidden=hidden, tau=tau)
     try:
-        offpolicy.validate(cfg)
+        offpolicy.Config(total_steps=400, eval_every=200, batch_size=batch, buffer_size=buffer,
+                         learning_starts=starts, hidden=hidden, tau=tau)
     except ValueError as err:
         assert _named(err, ("config.batch_size", "config.buffer_size", "config.learning_starts",
                             "config.hidden", "config.tau"))
         return
     assert 0 < batch <= buffer and batch <= starts < 400 and 0 < tau <= 1
     assert isinstance(hidden, tuple) and hidden and all(type(h) is int and h > 0 for h in hidden)
+
+
+# --------------------------------------------------------------------------- traced indices
+
+
+def test_traced_out_of_range_category_gives_nan():
+    logits = jnp.array([0.3, -1.2, 2.0])
+    lp = jax.jit(jax.vmap(D.categorical_log_prob, (None, 0)))(logits, jnp.array([-1, 0, 2, 3]))
+    assert np.isnan(lp[0]) and np.isnan(lp[3])
+    np.testing.assert_array_equal(lp[1:3], jax.nn.log_softmax(logits)[jnp.array([0, 2])])
+
+
+def test_traced_out_of_range_cartpole_action_gives_nan():
+    env, params = envs.make("CartPole-v1")
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    step = jax.jit(env.step_env)
+    for bad in (2, -1):
+        new, obs, reward, _ = step(state, bad, params)
+        assert np.all(np.isnan(obs)) and np.isnan(reward) and np.isnan(new.x)
+    for good in (0, 1):
+        new, obs, reward, done = step(state, good, params)
+        want = env.step_env(state, good, params)
+        for x, y in zip(jax.tree_util.tree_leaves((new, obs, reward, done)),
+                        jax.tree_util.tree_leaves(want)):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_traced_out_of_range_tabular_action_gives_a_nan_reward(small_mdp):
+    env, params = envs.Tabular(), envs.TabularParams(small_mdp, max_steps=5)
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    step = jax.jit(env.step_env)
+    for bad in (2, -1):
+        assert np.isnan(step(state, bad, params)[2])
+    for good in (0, 1):
+        assert step(state, good, params)[2] == env.step_env(state, good, params)[2]
+
+
+@pytest.mark.parametrize("field, value", [("s", 4), ("a", 2), ("s_next", -1), ("a", -1)])
+def test_traced_out_of_range_q_learning_indices_give_nan(field, value):
+    q = jax.random.normal(jax.random.PRNGKey(0), (4, 2))
+    args = dict(s=0, a=1, s_next=2)
+    update = jax.jit(lambda s, a, s_next: qlearning.q_learning_update(q, s, a, 0.5, s_next,
+                                                                      0.1, 0.9))
+    want = qlearning.q_learning_update(q, 0, 1, 0.5, 2, 0.1, 0.9)
+    np.testing.assert_array_equal(update(**args), want)
+    args[field] = value
+    assert np.all(np.isnan(update(**args)))
+
+
+def test_sampling_an_empty_buffer_under_jit_gives_nan():
+    buf = replay.init(4, {"x": jnp.zeros(2), "i": jnp.asarray(0)})
+    sample = jax.jit(lambda b: replay.sample(jax.random.PRNGKey(0), b, 3))
+    batch = sample(buf)
+    assert np.all(np.isnan(batch["x"])) and batch["i"].dtype == buf.data["i"].dtype
+    full = replay.add(buf, {"x": jnp.ones(2), "i": jnp.asarray(7)})
+    for k, v in sample(full).items():
+        np.testing.assert_array_equal(v, replay.sample(jax.random.PRNGKey(0), full, 3)[k])
+
+
+# --------------------------------------------------------------------------- strings in numbers
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: D.gaussian_log_prob(jnp.zeros(2), "x", jnp.zeros(2)), "log_std"),
+    (lambda: D.gaussian_log_prob(jnp.zeros(2), 0.0, "ab"), "x"),
+    (lambda: D.gaussian_sample(jax.random.PRNGKey(0), "ab", 0.0), "mean"),
+    (lambda: D.truncated_normal_log_prob("0", 1.0, -1.0, 1.0, 0.0), "loc"),
+    (lambda: D.truncated_normal_icdf(0.0, 1.0, None, 1.0, 0.5), "low"),
+    (lambda: D.truncated_normal_entropy(0.0, 1.0, -1.0, "1"), "high"),
+    (lambda: D.kumaraswamy_log_prob(2.0, 3.0, "0.5"), "x"),
+    (lambda: D.kumaraswamy_icdf(2.0, 3.0, "0.5"), "u"),
+    (lambda: D.truncated_normal_icdf(0.0, 1.0, -1.0, 1.0, "0.5"), "u"),
+    (lambda: D.tanh_gaussian_log_prob(jnp.zeros(1), jnp.zeros(1), np.array(["a"])), "a"),
+    (lambda: D.categorical_sample(jax.random.PRNGKey(0), np.array(["a", "b"])), "logits"),
+    (lambda: E.control_variate(1.0, "c", 0.0, 1.0), "control"),
+    (lambda: E.control_variate(1.0, 0.5, 0.0, "beta"), "coefficient"),
+    (lambda: E.optimal_coefficient(np.array(["a", "b"]), np.ones(2)), "estimates"),
+    (lambda: E.optimal_coefficient(np.ones(2), np.array(["a", "b"])), "controls"),
+])
+def test_strings_in_distribution_and_estimator_arguments_are_named(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+# --------------------------------------------------------------------------- supports
+
+
+def test_tanh_gaussian_log_prob_is_minus_infinity_off_the_open_box():
+    mean, log_std = jnp.array([0.3, -0.2]), jnp.array([-0.1, 0.4])
+    for a in ([1.0, 0.0], [0.2, -1.0], [1.5, 0.0], [0.0, -3.0]):
+        assert D.tanh_gaussian_log_prob(mean, log_std, jnp.array(a)) == -jnp.inf
+    a = jnp.array([0.999, -0.5])   # inside: the formula, unchanged
+    u = jnp.arctanh(jnp.clip(a, -1.0 + 1e-6, 1.0 - 1e-6))
+    want = D.gaussian_log_prob(mean, log_std, u) - D.tanh_log_det_jacobian(u)
+    assert D.tanh_gaussian_log_prob(mean, log_std, a) == want
+
+
+def test_gumbel_softmax_log_prob_is_minus_infinity_off_the_simplex():
+    logits, tau = jnp.array([0.2, -0.3, 0.5]), 0.7
+    for y in ([0.0, 0.5, 0.5], [0.2, 0.2, 0.2], [0.5, 0.5, 0.5], [1.0, 0.0, 0.0]):
+        lp = D.gumbel_softmax_log_prob(logits, tau, jnp.array(y))
+        assert lp == -jnp.inf, (y, lp)
+    lp = jax.jit(D.gumbel_softmax_log_prob)(logits, tau, jnp.array([0.0, 0.4, 0.6]))
+    assert lp == -jnp.inf
+    for y in (jax.nn.softmax(jnp.array([0.1, 0.7, -0.3])), jnp.array([0.2, 0.3, 0.5])):
+        assert np.isfinite(D.gumbel_softmax_log_prob(logits, tau, y))   # on the simplex
+
+
+@pytest.mark.parametrize("u", [-0.1, 1.5, float("nan"), [0.5, 2.0]])
+def test_inverse_cdfs_refuse_u_outside_the_unit_interval(u):
+    with pytest.raises(ValueError, match="u must"):
+        D.kumaraswamy_icdf(2.0, 3.0, jnp.asarray(u))
+    with pytest.raises(ValueError, match="u must"):
+        D.truncated_normal_icdf(0.0, 1.0, -1.0, 1.0, u)
+    D.kumaraswamy_icdf(2.0, 3.0, jnp.array([0.0, 0.5, 1.0]))   # the closed interval is fine
+
+
+# --------------------------------------------------------------------------- temperatures, configs
+
+
+def test_soft_value_and_soft_bellman_check_the_temperature_in_the_dtype(small_mdp):
+    q32 = jnp.zeros((3, 2), jnp.float32)
+    with pytest.raises(ValueError, match="temperature"):
+        mdp.soft_value(q32, 1e-45)
+    with pytest.raises(ValueError, match="temperature"):
+        mdp.soft_value(q32, "hot")
+    q = jnp.zeros((small_mdp.n_states, small_mdp.n_actions), small_mdp.r.dtype)
+    with pytest.raises(ValueError, match="temperature"):
+        mdp.soft_bellman_opt_q(small_mdp, q, 0.0)
+    tiny = float(np.finfo(small_mdp.r.dtype).tiny) / 4   # reciprocal overflows in the MDP's dtype
+    with pytest.raises(ValueError, match="temperature"):
+        mdp.soft_bellman_opt_q(small_mdp, q, tiny)
+    qq = jax.random.normal(jax.random.PRNGKey(0), (3, 2))
+    assert np.array_equal(mdp.soft_value(qq, 0.3), 0.3 * jax.nn.logsumexp(qq / 0.3, axis=-1))
+
+
+def test_ntk_make_train_refuses_preqn_without_damping():
+    m = mdp.garnet(jax.random.PRNGKey(0), 3, 2, dtype=jnp.float32)
+    data = ntk.sample_dataset(jax.random.PRNGKey(0), m, jnp.full((3, 2), 1 / 6), 10)
+    cfg = ntk.OfflineQConfig(method="preqn", hidden=(4,), n_steps=20, log_every=10, batch_size=4,
+                             damping=0.0)
+    with pytest.raises(ValueError, match="damping"):
+        ntk.make_train(cfg, m, jnp.eye(3), data)
+    ntk.make_train(dataclasses.replace(cfg, damping=1e-3), m, jnp.eye(3), data)
+
+
+def test_fqi_and_svg_infinity_configs_are_checked_when_built():
+    with pytest.raises(ValueError, match="config.window"):
+        fqi.Config(window=0)
+    with pytest.raises(ValueError, match="config.gamma"):
+        dataclasses.replace(fqi.Config(), gamma=1.0)
+    with pytest.raises(ValueError, match="config.total_steps"):
+        svg.InfinityConfig(total_steps=300)
+    assert dataclasses.replace(fqi.Config(), actor="regression").actor == "regression"
+    assert dataclasses.replace(svg.InfinityConfig(), lr=2e-3).lr == 2e-3

@@ -51,6 +51,7 @@ _LOG_2PI = jnp.log(2.0 * jnp.pi)
 def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
     """a ∼ softmax(logits), an integer in [0, K)."""
     _checks.ndim("logits", logits, 1)
+    _checks.real("logits", logits)
     return jax.random.categorical(key, logits)
 
 
@@ -58,12 +59,17 @@ def categorical_log_prob(logits: jax.Array, a: jax.Array) -> jax.Array:
     """log softmax(logits)[a], for an integer a in [0, K).
 
     A concrete ``a`` outside [0, K) (or not an integer) raises ``ValueError``. Under
-    ``jit``/``vmap`` a traced ``a`` cannot be checked, and JAX's indexing clamps it
-    to the nearest valid index.
+    ``jit``/``vmap`` a traced ``a`` cannot be checked: one outside [0, K) gives NaN
+    (never the log-probability of the nearest valid index, which JAX's indexing
+    would clamp it to).
     """
     _checks.ndim("logits", logits, 1)
     _checks.index("a", a, jnp.shape(logits)[0], what="a category index")
-    return jax.nn.log_softmax(logits)[a]
+    lp = jax.nn.log_softmax(logits)[a]
+    if _checks.is_concrete(a):
+        return lp
+    k = jnp.shape(logits)[0]
+    return jnp.where((a >= 0) & (a < k), lp, jnp.nan)
 
 
 def categorical_entropy(logits: jax.Array) -> jax.Array:
@@ -86,6 +92,8 @@ def categorical_kl(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
 
 
 def _check_gaussian(mean, log_std):
+    _checks.real("mean", mean)
+    _checks.real("log_std", log_std)
     if jnp.shape(log_std) not in ((), jnp.shape(mean)):
         raise ValueError(f"log_std must be a scalar or have the shape of mean {jnp.shape(mean)}, "
                          f"got {jnp.shape(log_std)}")
@@ -101,6 +109,7 @@ def gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.
 def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, x: jax.Array) -> jax.Array:
     """log N(x; μ, diag σ²) = Σ_i [−(x_i − μ_i)² / (2σ_i²) − log σ_i − ½ log 2π]."""
     _check_gaussian(mean, log_std)
+    _checks.real("x", x)
     if jnp.shape(x) != jnp.shape(mean):
         raise ValueError(f"x must have the shape of mean {jnp.shape(mean)}, got {jnp.shape(x)}")
     z = (x - mean) * jnp.exp(-log_std)
@@ -197,6 +206,9 @@ def mvn_kl(mean_p, scale_tril_p, mean_q, scale_tril_q) -> jax.Array:
 
 
 def _check_truncated_normal(loc, scale, low, high):
+    for name, v in (("loc", loc), ("scale", scale), ("low", low), ("high", high)):
+        _checks.real(name, v)
+    _checks.finite("loc", loc)
     _checks.positive("scale", scale)
     for name, v in (("loc", loc), ("low", low), ("high", high)):
         if jnp.ndim(v) != 0:
@@ -227,9 +239,11 @@ def truncated_normal_icdf(loc, scale, low, high, u: jax.Array) -> jax.Array:
 
     The inverse CDF of N(μ, σ²) truncated to [low, high], at u ∈ (0, 1): a draw when
     u ∼ U(0, 1). Bounds in the right tail are mirrored to the left, where Φ keeps its
-    relative precision. ``low`` may be −∞ and ``high`` +∞.
+    relative precision. ``low`` may be −∞ and ``high`` +∞. A concrete ``u`` outside
+    [0, 1] raises ``ValueError``.
     """
     _check_truncated_normal(loc, scale, low, high)
+    _check_unit("u", u)
     sign, a, b, cdf_a, mass = _truncated_normal_standard(loc, scale, low, high)
     # In mirrored coordinates u ↦ 1 − u keeps the map increasing in u.
     v = jnp.where(sign > 0, u, 1.0 - u)
@@ -271,7 +285,19 @@ def truncated_normal_entropy(loc, scale, low, high) -> jax.Array:
             + (t_phi(alpha) - t_phi(beta)) / (2.0 * mass))
 
 
+def _check_unit(name, u):
+    """A concrete ``u`` holds real numbers in [0, 1] (a probability level of an icdf)."""
+    _checks.real(name, u)
+    if _checks.is_concrete(u):
+        arr = _checks._numeric(name, u)
+        bad = ~((arr >= 0) & (arr <= 1))
+        if np.any(bad):
+            raise ValueError(f"{name} must lie in [0, 1], got {arr[bad].ravel()[:3]}")
+
+
 def _check_kumaraswamy(a, b):
+    _checks.real("a", a)
+    _checks.real("b", b)
     _checks.positive("a", a)
     _checks.positive("b", b)
     for name, v in (("a", a), ("b", b)):
@@ -291,8 +317,10 @@ def kumaraswamy_icdf(a, b, u: jax.Array) -> jax.Array:
 
     Computed in logs, x = exp(log(−expm1(log1p(−u)/b)) / a), for precision near 0 and 1.
     Kumaraswamy (1980); as a reparameterizable stand-in for the Beta, Nalisnick and Smyth (2017).
+    A concrete ``u`` outside [0, 1] raises ``ValueError``.
     """
     _check_kumaraswamy(a, b)
+    _check_unit("u", u)
     return jnp.exp(jnp.log(-jnp.expm1(jnp.log1p(-u) / b)) / a)
 
 
@@ -317,6 +345,7 @@ def kumaraswamy_log_prob(a, b, x: jax.Array) -> jax.Array:
     rounds to 1 counts as 1.
     """
     _check_kumaraswamy(a, b)
+    _checks.real("x", x)
     x = jnp.asarray(x, jnp.result_type(a, b, x, float))
     outside = (x < jnp.finfo(x.dtype).tiny) | (x >= 1)
     log_x = jnp.log(jnp.where(outside, 0.5, x))
@@ -364,10 +393,14 @@ def gumbel_softmax_log_prob(logits: jax.Array, temperature, y: jax.Array) -> jax
     log p(y) = log (K−1)! + (K−1) log τ + Σ_k (θ_k − (τ+1) log y_k) − K logsumexp_k(θ_k − τ log y_k),
 
     with respect to Lebesgue measure on the first K − 1 coordinates (y_K = 1 − Σ_{k<K} y_k).
-    −∞ when some y_k lies outside [0, 1] (off the support). Invariant to adding a constant to the logits θ.
+    −∞ off the open simplex (never NaN): when some y_k ≤ 0 or y_k > 1 (the faces
+    y_k = 0 have probability zero), or when |Σ_k y_k − 1| exceeds √ε of y's dtype
+    (3.5e-4 in float32, 1.5e-8 in float64). Invariant to adding a constant to the logits θ.
     """
     _checks.ndim("logits", logits, 1)
+    _checks.real("logits", logits)
     _check_temperature(temperature)
+    _checks.real("y", y)
     if jnp.shape(y) != jnp.shape(logits):
         raise ValueError(f"y must have the shape of logits {jnp.shape(logits)}, got {jnp.shape(y)}")
     k = logits.shape[0]
@@ -375,7 +408,10 @@ def gumbel_softmax_log_prob(logits: jax.Array, temperature, y: jax.Array) -> jax
     logp = (jax.scipy.special.gammaln(k) + (k - 1) * jnp.log(temperature)
             + jnp.sum(logits - (temperature + 1.0) * log_y)
             - k * jax.scipy.special.logsumexp(logits - temperature * log_y))
-    return jnp.where(jnp.any((y < 0) | (y > 1)), -jnp.inf, logp)   # −∞ off the simplex's box
+    y_f = _checks.floating(y)
+    tol = float(np.sqrt(jnp.finfo(y_f.dtype).eps))
+    off = jnp.any((y_f <= 0) | (y_f > 1)) | (jnp.abs(jnp.sum(y_f) - 1) > tol)
+    return jnp.where(off, -jnp.inf, logp)   # −∞ off the simplex
 # ------------------------------------------------------------------ tanh-squashed Gaussian
 #
 # a = tanh(u), u ∼ N(μ, diag σ²): the bounded policy of SAC (Haarnoja et al. 2018,
@@ -409,9 +445,16 @@ def tanh_gaussian_sample_and_log_prob(key: jax.Array, mean: jax.Array, log_std: 
 
 def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, a: jax.Array,
                            eps: float = 1e-6) -> jax.Array:
-    """log π(a) = log N(atanh a; μ, σ²) − Σ_i log(1 − a_i²), with a clipped to ±(1 − eps)."""
+    """log π(a) = log N(atanh a; μ, σ²) − Σ_i log(1 − a_i²), with a clipped to ±(1 − eps).
+
+    The support is the open box (−1, 1)^D: −∞ when some |a_i| ≥ 1 (the density tends
+    to 0 there; a_i = ±1 has probability zero). Inside, an a_i within ``eps`` of ±1 is
+    clipped to ±(1 − eps) before the atanh, so that the result stays finite.
+    """
+    _checks.real("a", a)
     if jnp.shape(a) != jnp.shape(mean):
         raise ValueError(f"a must have the shape of mean {jnp.shape(mean)}, got {jnp.shape(a)}")
     _checks.positive("eps", eps)
     u = jnp.arctanh(jnp.clip(a, -1.0 + eps, 1.0 - eps))
-    return gaussian_log_prob(mean, log_std, u) - tanh_log_det_jacobian(u)
+    lp = gaussian_log_prob(mean, log_std, u) - tanh_log_det_jacobian(u)
+    return jnp.where(jnp.any(jnp.abs(a) >= 1), -jnp.inf, lp)

@@ -136,14 +136,15 @@ class CartPole:
         """One Euler step; ``action`` must be 0 (push left) or 1 (push right).
 
         A concrete action outside {0, 1} raises ``ValueError``; under ``jit`` (a
-        traced action) it cannot, and any action other than 1 pushes left.
+        traced action) it cannot, and any other action makes the next state, the
+        observation and the reward NaN (never a push to the left).
         """
         _check_cartpole(params)
         _checks.index("action", action, 2, what="a CartPole action, 0 or 1", allow_float=True)
         total_mass = params.masscart + params.masspole
         polemass_length = params.masspole * params.length
         # In the state's dtype: two Python floats would make a float64 vector with x64 on.
-        force_mag = jnp.asarray(params.force_mag, state.theta.dtype)
+        force_mag = jnp.asarray(params.force_mag, jnp.result_type(state.theta))
         force = jnp.where(action == 1, force_mag, -force_mag)
         cos, sin = jnp.cos(state.theta), jnp.sin(state.theta)
         temp = (force + polemass_length * state.theta_dot**2 * sin) / total_mass
@@ -162,6 +163,11 @@ class CartPole:
             (jnp.abs(new.x) > params.x_threshold) | (jnp.abs(new.theta) > params.theta_threshold)
         )
         reward = jnp.ones_like(new.x)
+        if not _checks.is_concrete(action):
+            valid = (action == 0) | (action == 1)
+            new = new._replace(**{f: jnp.where(valid, getattr(new, f), jnp.nan)
+                                  for f in ("x", "x_dot", "theta", "theta_dot")})
+            reward = jnp.where(valid, reward, jnp.nan)
         return new, self.observe(new), reward, terminated
 
     def step(self, key, state: CartPoleState, action, params: CartPoleParams):
@@ -373,8 +379,12 @@ class Tabular:
         return s, state
 
     def step_env(self, state: TabularState, action, params: TabularParams):
-        """s' ∼ P(· | s, a); a concrete ``action`` outside [0, A) raises ``ValueError``
-        (under ``jit`` it cannot, and JAX's indexing clamps it to the nearest action)."""
+        """s' ∼ P(· | s, a); a concrete ``action`` outside [0, A) raises ``ValueError``.
+
+        Under ``jit`` a traced action cannot be checked: one outside [0, A) makes the
+        reward NaN (s', an integer, is drawn from the row of the nearest action, to
+        which JAX's indexing clamps it; the NaN reward marks the step).
+        """
         if not isinstance(params, TabularParams):
             raise ValueError(f"params must be a TabularParams, got {type(params).__name__}")
         _checks.index("action", action, params.mdp.n_actions, what="an action index")
@@ -383,6 +393,8 @@ class Tabular:
         p = params.mdp.P[state.s, action]
         s_next = jax.random.categorical(k_s, jnp.log(p)).astype(jnp.int32)
         reward = params.mdp.r[state.s, action]
+        if not _checks.is_concrete(action):
+            reward = jnp.where((action >= 0) & (action < params.mdp.n_actions), reward, jnp.nan)
         new = state._replace(s=s_next, key=k_next)
         return new, s_next, reward, jnp.zeros((), dtype=bool)
 

@@ -142,6 +142,9 @@ def control_variate(estimate, control, control_mean, coefficient):
     """g − β (c − E[c]): unbiased for E[g] whatever β, with variance
     Var g − 2β Cov(g, c) + β² Var c, smallest at β* = Cov(g, c)/Var(c)
     (elementwise; all arguments broadcast)."""
+    for name, x in (("estimate", estimate), ("control", control), ("control_mean", control_mean),
+                    ("coefficient", coefficient)):
+        _checks.real(name, x)
     return estimate - coefficient * (control - control_mean)
 
 
@@ -151,6 +154,8 @@ def optimal_coefficient(estimates: jax.Array, controls: jax.Array) -> jax.Array:
     Estimated from the same samples it is then applied to, β* makes the controlled average
     biased by O(1/n); estimate it on separate samples when that matters.
     """
+    _checks.real("estimates", estimates)
+    _checks.real("controls", controls)
     if jnp.shape(estimates) != jnp.shape(controls):
         raise ValueError(f"controls must have the shape of estimates {jnp.shape(estimates)}, "
                          f"got {jnp.shape(controls)}")

@@ -438,11 +438,14 @@ def soft_value(q: jax.Array, temperature) -> jax.Array:
     (max-shifted, ``jax.nn.logsumexp``) and satisfies
     max_a Q(s, a) ≤ V_β(s) ≤ max_a Q(s, a) + β log |A|, so it tends to the hard
     maximum as β → 0 (Ziebart et al. 2008; Haarnoja et al. 2017; the Q-learning
-    chapter, ``q-soft``).
+    chapter, ``q-soft``). A concrete ``temperature`` whose reciprocal overflows in
+    q's floating dtype (1e-45 in float32) is refused, as in :func:`soft_value_iteration`.
     """
     _checks.positive("temperature", temperature)
     if np.ndim(q) < 1:
         raise ValueError(f"q must have an action axis, got shape {np.shape(q)}")
+    _checks.real("q", q)
+    _check_temperature_dtype(temperature, jnp.result_type(q, float))
     return temperature * jax.nn.logsumexp(q / temperature, axis=-1)
 
 
@@ -451,10 +454,13 @@ def soft_bellman_opt_q(mdp: MDP, q: jax.Array, temperature) -> jax.Array:
 
     The entropy-regularized (soft) Bellman optimality operator with temperature
     β > 0; a γ-contraction in the sup norm whose fixed point Q*_β satisfies
-    0 ≤ Q*_β − Q* ≤ γ β log |A| / (1 − γ) elementwise.
+    0 ≤ Q*_β − Q* ≤ γ β log |A| / (1 − γ) elementwise. A concrete ``temperature``
+    whose reciprocal overflows in the MDP's dtype is refused.
     """
     _check_mdp(mdp)
     _check_values(mdp, q, "q", "q")
+    _checks.positive("temperature", temperature)
+    _check_temperature_dtype(temperature, mdp.r.dtype)
     return mdp.r + mdp.gamma * mdp.P @ soft_value(q, temperature)
 
 

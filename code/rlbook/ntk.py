@@ -437,9 +437,17 @@ def make_train(config: OfflineQConfig, mdp: mdp_lib.MDP, obs: jax.Array, dataset
     The whole run is one ``lax.scan``; ``jax.vmap(train)`` runs seeds at once,
     and since ``lr`` (overriding ``config.lr``) may be traced, a vmap over step
     sizes compiles once too.
+
+    ``method="preqn"`` with ``damping=0`` is refused: minibatches are drawn with
+    replacement, so a batch that repeats a pair has a singular kernel K, which the
+    traced training loop could not detect.
     """
     if not isinstance(config, OfflineQConfig):
         raise ValueError(f"config must be an OfflineQConfig, got {type(config).__name__}")
+    if config.method == "preqn" and config.damping == 0:
+        raise ValueError("config.damping must be > 0 with method='preqn' in make_train: "
+                         "minibatches drawn with replacement repeat pairs, so K = J Jᵀ "
+                         "can be singular")
     mdp_lib._check_mdp(mdp)
     _checks.ndim("obs", obs, 2)
     if np.shape(obs)[0] != mdp.n_states:

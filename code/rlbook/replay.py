@@ -58,8 +58,9 @@ def sample(key: jax.Array, buffer: Buffer, batch_size: int) -> Any:
     """``batch_size`` transitions drawn uniformly with replacement from the filled slots.
 
     A concrete empty buffer raises ``ValueError``; under ``jit`` (a traced fill count)
-    an empty buffer returns copies of slot 0, which holds zeros: the agents never
-    sample before ``learning_starts >= batch_size`` transitions are stored.
+    it cannot, and an empty buffer returns NaN in every floating leaf (integer and
+    bool leaves hold slot 0's zeros): the agents never sample before
+    ``learning_starts >= batch_size`` transitions are stored.
     """
     _checks.positive_int("batch_size", batch_size)
     if not isinstance(buffer, Buffer):
@@ -67,4 +68,10 @@ def sample(key: jax.Array, buffer: Buffer, batch_size: int) -> Any:
     if _checks.is_concrete(buffer.size) and int(buffer.size) <= 0:
         raise ValueError("buffer must hold at least one transition before sampling")
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
-    return jax.tree_util.tree_map(lambda d: d[idx], buffer.data)
+    batch = jax.tree_util.tree_map(lambda d: d[idx], buffer.data)
+    if _checks.is_concrete(buffer.size):
+        return batch
+    empty = buffer.size <= 0
+    return jax.tree_util.tree_map(
+        lambda d: jnp.where(empty, jnp.nan, d) if jnp.issubdtype(d.dtype, jnp.inexact) else d,
+        batch)

@@ -40,6 +40,9 @@ class Config(offpolicy.Config):
     ou_dt: float = 0.05
     """Euler–Maruyama step of the OU noise, in seconds (Pendulum's own step)."""
 
+    def __post_init__(self):
+        validate(self)
+
 
 def validate(config: Config) -> None:
     offpolicy.validate(config)

@@ -55,6 +55,9 @@ class Config:
     actor_steps: int = 50
     """Adam steps of the policy per iteration."""
 
+    def __post_init__(self):
+        validate(self)
+
 
 def validate(config: Config) -> None:
     for name in ("iterations", "fit_steps", "batch_size", "window", "n_maximized",

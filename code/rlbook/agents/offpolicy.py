@@ -79,6 +79,9 @@ class Config:
     """The run's random-number generator (see :func:`philox_key`): ``"philox4x32"`` compiles
     faster on CPU; ``"threefry2x32"`` (JAX's default) is the one that shards across devices."""
 
+    def __post_init__(self):
+        validate(self)
+
 
 def validate(config: Config) -> None:
     """Raise ``ValueError`` naming the first invalid field of a shared config."""

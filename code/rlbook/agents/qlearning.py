@@ -34,8 +34,9 @@ def q_learning_update(q: jax.Array, s, a, r, s_next, alpha, gamma) -> jax.Array:
     """Q(s, a) ← Q(s, a) + α [r + γ max_a' Q(s', a') − Q(s, a)]; q of shape [S, A].
 
     Concrete indices outside [0, S) or [0, A) raise ``ValueError``; traced ones
-    (inside :func:`q_learning`'s scan) cannot be checked, and JAX clamps a read and
-    drops a write out of range.
+    (inside :func:`q_learning`'s scan, or under ``jit``/``vmap``) cannot be checked:
+    an ``s``, ``a`` or ``s_next`` out of range makes the whole returned table NaN
+    (never a read of the nearest valid index or a silently dropped write).
     """
     _checks.ndim("q", q, 2)
     S, A = jnp.shape(q)
@@ -46,7 +47,12 @@ def q_learning_update(q: jax.Array, s, a, r, s_next, alpha, gamma) -> jax.Array:
         _checks.real(name, x)
         _checks.finite(name, x)
     td = r + gamma * jnp.max(q[s_next]) - q[s, a]
-    return q.at[s, a].add(alpha * td)
+    q_new = q.at[s, a].add(alpha * td)
+    if (all(_checks.is_concrete(i) for i in (s, a, s_next))
+            or not jnp.issubdtype(q_new.dtype, jnp.inexact)):
+        return q_new
+    valid = ((s >= 0) & (s < S) & (a >= 0) & (a < A) & (s_next >= 0) & (s_next < S))
+    return jnp.where(valid, q_new, jnp.nan)
 
 
 def q_learning(key: jax.Array, mdp: mdp_lib.MDP, *, n_steps: int, omega=0.8, scale=1.0,

@@ -45,6 +45,9 @@ class Config(offpolicy.Config):
     temperature_lr: float = 1e-3
     """Adam step size of log β."""
 
+    def __post_init__(self):
+        validate(self)
+
 
 def validate(config: Config) -> None:
     offpolicy.validate(config)

@@ -361,6 +361,9 @@ class InfinityConfig:
     rng_impl: str = "philox4x32"
     """The run's random-number generator, as :attr:`rlbook.agents.offpolicy.Config.rng_impl`."""
 
+    def __post_init__(self):
+        _validate_infinity(self)
+
 
 def _validate_infinity(config: InfinityConfig) -> None:
     for name in ("total_steps", "episodes", "updates_per_iteration", "eval_every",

@@ -42,6 +42,9 @@ class Config(offpolicy.Config):
     explore_noise: float = 0.1
     """Standard deviation σ of the Gaussian exploration noise (normalized actions)."""
 
+    def __post_init__(self):
+        validate(self)
+
 
 def validate(config: Config) -> None:
     offpolicy.validate(config)
