@@ -9,6 +9,7 @@ full.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -159,6 +160,26 @@ def index(name: str, i, n: int, *, what: str = "an index", allow_float: bool = F
         raise ValueError(f"{name} must lie in [0, {n}) ({what}), got {a[bad].ravel()[:3]}")
 
 
+def nan_unless(valid, x):
+    """``x`` where ``valid`` holds and NaN where it does not, in every floating leaf of the
+    pytree ``x`` (integer and bool leaves are returned as they are).
+
+    For results that depend on an index :func:`index` could not check because it was
+    traced: an out-of-range index marks its result NaN instead of silently reading the
+    nearest valid entry (JAX's indexing clamps) or dropping a write. A concrete ``valid``
+    returns ``x`` unchanged: concrete indices were refused before any work.
+    """
+    if is_concrete(valid):
+        return x
+
+    def mark(v):
+        if jnp.issubdtype(jnp.result_type(v), jnp.inexact):
+            return jnp.where(valid, v, jnp.nan)
+        return v
+
+    return jax.tree_util.tree_map(mark, x)
+
+
 def non_negative_int(name: str, n) -> None:
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {n!r}")
@@ -172,18 +193,20 @@ def nonempty_widths(name: str, hidden) -> None:
 
 
 def interval(name: str, x, low: float, high: float, *, low_open: bool = False,
-             high_open: bool = False) -> None:
-    """A concrete real scalar ``x`` lies in the interval from ``low`` to ``high``."""
+             high_open: bool = False, scalar: bool = True) -> None:
+    """A concrete real ``x`` (a scalar, or with ``scalar=False`` every entry of an array)
+    lies in the interval from ``low`` to ``high``; NaN is outside every interval."""
     if not is_concrete(x):
         return
     a = _numeric(name, x)
-    if a.shape != ():
+    if scalar and a.shape != ():
         raise ValueError(f"{name} must be a scalar, got shape {a.shape}")
-    ok = np.isfinite(a) and (a > low if low_open else a >= low) and (
+    ok = np.isfinite(a) & (a > low if low_open else a >= low) & (
         a < high if high_open else a <= high)
-    if not ok:
+    if not np.all(ok):
         brackets = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
-        raise ValueError(f"{name} must lie in {brackets}, got {x!r}")
+        got = x if scalar else a[~ok].ravel()[:3]
+        raise ValueError(f"{name} must lie in {brackets}, got {got!r}")
 
 
 def size(name: str, n) -> None:

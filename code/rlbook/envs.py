@@ -163,11 +163,7 @@ class CartPole:
             (jnp.abs(new.x) > params.x_threshold) | (jnp.abs(new.theta) > params.theta_threshold)
         )
         reward = jnp.ones_like(new.x)
-        if not _checks.is_concrete(action):
-            valid = (action == 0) | (action == 1)
-            new = new._replace(**{f: jnp.where(valid, getattr(new, f), jnp.nan)
-                                  for f in ("x", "x_dot", "theta", "theta_dot")})
-            reward = jnp.where(valid, reward, jnp.nan)
+        new, reward = _checks.nan_unless((action == 0) | (action == 1), (new, reward))
         return new, self.observe(new), reward, terminated
 
     def step(self, key, state: CartPoleState, action, params: CartPoleParams):
@@ -393,8 +389,7 @@ class Tabular:
         p = params.mdp.P[state.s, action]
         s_next = jax.random.categorical(k_s, jnp.log(p)).astype(jnp.int32)
         reward = params.mdp.r[state.s, action]
-        if not _checks.is_concrete(action):
-            reward = jnp.where((action >= 0) & (action < params.mdp.n_actions), reward, jnp.nan)
+        reward = _checks.nan_unless((action >= 0) & (action < params.mdp.n_actions), reward)
         new = state._replace(s=s_next, key=k_next)
         return new, s_next, reward, jnp.zeros((), dtype=bool)
 

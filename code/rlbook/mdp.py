@@ -455,12 +455,10 @@ def soft_bellman_opt_q(mdp: MDP, q: jax.Array, temperature) -> jax.Array:
     The entropy-regularized (soft) Bellman optimality operator with temperature
     β > 0; a γ-contraction in the sup norm whose fixed point Q*_β satisfies
     0 ≤ Q*_β − Q* ≤ γ β log |A| / (1 − γ) elementwise. A concrete ``temperature``
-    whose reciprocal overflows in the MDP's dtype is refused.
+    whose reciprocal overflows in q's dtype is refused (by :func:`soft_value`).
     """
     _check_mdp(mdp)
     _check_values(mdp, q, "q", "q")
-    _checks.positive("temperature", temperature)
-    _check_temperature_dtype(temperature, mdp.r.dtype)
     return mdp.r + mdp.gamma * mdp.P @ soft_value(q, temperature)
 
 

@@ -68,10 +68,5 @@ def sample(key: jax.Array, buffer: Buffer, batch_size: int) -> Any:
     if _checks.is_concrete(buffer.size) and int(buffer.size) <= 0:
         raise ValueError("buffer must hold at least one transition before sampling")
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
-    batch = jax.tree_util.tree_map(lambda d: d[idx], buffer.data)
-    if _checks.is_concrete(buffer.size):
-        return batch
-    empty = buffer.size <= 0
-    return jax.tree_util.tree_map(
-        lambda d: jnp.where(empty, jnp.nan, d) if jnp.issubdtype(d.dtype, jnp.inexact) else d,
-        batch)
+    return _checks.nan_unless(buffer.size > 0,
+                              jax.tree_util.tree_map(lambda d: d[idx], buffer.data))

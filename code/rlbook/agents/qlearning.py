@@ -47,12 +47,8 @@ def q_learning_update(q: jax.Array, s, a, r, s_next, alpha, gamma) -> jax.Array:
         _checks.real(name, x)
         _checks.finite(name, x)
     td = r + gamma * jnp.max(q[s_next]) - q[s, a]
-    q_new = q.at[s, a].add(alpha * td)
-    if (all(_checks.is_concrete(i) for i in (s, a, s_next))
-            or not jnp.issubdtype(q_new.dtype, jnp.inexact)):
-        return q_new
-    valid = ((s >= 0) & (s < S) & (a >= 0) & (a < A) & (s_next >= 0) & (s_next < S))
-    return jnp.where(valid, q_new, jnp.nan)
+    valid = (s >= 0) & (s < S) & (a >= 0) & (a < A) & (s_next >= 0) & (s_next < S)
+    return _checks.nan_unless(valid, q.at[s, a].add(alpha * td))
 
 
 def q_learning(key: jax.Array, mdp: mdp_lib.MDP, *, n_steps: int, omega=0.8, scale=1.0,
