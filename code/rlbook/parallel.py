@@ -103,7 +103,7 @@ def _compiled(train: Callable, n_args: int, grid: bool, devices: tuple) -> Calla
         return jax.jit(f)
     m = mesh(devices)
     seeds, replicated = NamedSharding(m, PartitionSpec(AXIS)), NamedSharding(m, PartitionSpec())
-    return jax.jit(f, in_shardings=(seeds,) + (replicated,) * (1 if grid else n_args))
+    return jax.jit(f, in_shardings=(seeds,) + (replicated,) * n_args)
 
 
 def run_seeds(train: Callable, keys: jax.Array, *args,
@@ -117,16 +117,7 @@ def run_seeds(train: Callable, keys: jax.Array, *args,
     exactly; with ``D`` devices the keys are padded to a multiple of ``D``, sharded along
     :data:`AXIS`, and the outputs sliced back to ``len(keys)`` rows.
     """
-    if not callable(train):
-        raise ValueError(f"train must be callable, got {train!r}")
-    keys = _check_keys(keys)
-    devices = _devices(devices)
-    n = keys.shape[0]
-    f = _compiled(train, len(args), False, devices)
-    if len(devices) == 1:
-        return f(keys, *args)
-    out = f(_pad(keys, pad_to(n, len(devices))), *args)
-    return jax.tree_util.tree_map(lambda x: x[:n], out)
+    return _run(train, keys, args, False, devices)
 
 
 def run_grid(train: Callable, keys: jax.Array, values,
@@ -140,9 +131,6 @@ def run_grid(train: Callable, keys: jax.Array, values,
     seeds are split across devices as in :func:`run_seeds` and every device runs all
     ``J`` settings of its seeds.
     """
-    if not callable(train):
-        raise ValueError(f"train must be callable, got {train!r}")
-    keys = _check_keys(keys)
     leaves = jax.tree_util.tree_leaves(values)
     if not leaves or any(jnp.ndim(v) < 1 for v in leaves):
         raise ValueError("values must be an array (or pytree of arrays) with a leading axis "
@@ -150,10 +138,19 @@ def run_grid(train: Callable, keys: jax.Array, values,
     sizes = {jnp.shape(v)[0] for v in leaves}
     if len(sizes) != 1 or 0 in sizes:
         raise ValueError(f"values must have one non-zero leading size, got {sorted(sizes)}")
+    return _run(train, keys, (values,), True, devices)
+
+
+def _run(train, keys, args: tuple, grid: bool, devices):
+    """The one compiled program of :func:`run_seeds` (``grid=False``) or :func:`run_grid`:
+    keys padded to a multiple of the device count, the seed axis of the outputs sliced back."""
+    if not callable(train):
+        raise ValueError(f"train must be callable, got {train!r}")
+    keys = _check_keys(keys)
     devices = _devices(devices)
-    n = keys.shape[0]
-    f = _compiled(train, 1, True, devices)
+    f = _compiled(train, len(args), grid, devices)
     if len(devices) == 1:
-        return f(keys, values)
-    out = f(_pad(keys, pad_to(n, len(devices))), values)
-    return jax.tree_util.tree_map(lambda x: x[:, :n], out)
+        return f(keys, *args)
+    n = keys.shape[0]
+    out = f(_pad(keys, pad_to(n, len(devices))), *args)
+    return jax.tree_util.tree_map(lambda x: x[:, :n] if grid else x[:n], out)
