@@ -57,6 +57,7 @@ def worker() -> dict:
             t1 = time.perf_counter()
             jax.block_until_ready(parallel.run_seeds(train, jax.random.split(keys[0], n)))
             t2 = time.perf_counter()
+            # compile_s: the first call (compile, then run) less the second (run only, new keys)
             rows[str(n)] = {"compile_s": round(max(t1 - t0 - (t2 - t1), 0.0), 2),
                        "run_s": round(t2 - t1, 3),
                        "seed_steps_per_s": round(n * steps / (t2 - t1))}
