@@ -272,6 +272,36 @@ def test_conjugate_gradient_reports_and_insists_on_convergence():
     assert not bool(flag)
 
 
+def test_conjugate_gradient_names_a_nan_matvec():
+    """A matvec that returns NaN stops CG like a non-positive curvature, and says so."""
+    with pytest.raises(ValueError, match="non-finite"):
+        natural.conjugate_gradient(lambda x: jnp.full(2, jnp.nan), jnp.ones(2))
+    res = natural.conjugate_gradient(lambda x: jnp.full(2, jnp.nan), jnp.ones(2),
+                                     on_nonpositive="stop")
+    assert bool(res.nonpositive_curvature) and bool(jnp.all(jnp.isfinite(res.x)))
+
+
+def test_natural_direction_and_step_insist_on_convergence():
+    """An ill-conditioned Fisher with one CG iteration: reported in ``cg``, raised on insist."""
+    kl = lambda p, q: jnp.sum(jnp.array([1.0, 1e-6]) * (p - q) ** 2)  # noqa: E731
+    theta, g = jnp.ones(2), jnp.ones(2)
+    _, cg = natural.natural_direction(kl, theta, g, max_iter=1)
+    assert int(cg.iterations) == 1 and float(cg.residual_norm) > 1e-10 * float(jnp.sqrt(2.0))
+    with pytest.raises(ValueError, match="did not converge"):
+        natural.natural_direction(kl, theta, g, max_iter=1, insist=True)
+    with pytest.raises(ValueError, match="did not converge"):
+        natural.natural_step(kl, theta, g, max_kl=0.01, max_iter=1, insist=True)
+    with pytest.raises(ValueError, match="insist"):
+        natural.natural_step(kl, theta, g, max_kl=0.01, insist="yes")
+    step = natural.natural_step(kl, theta, g, max_kl=0.01, max_iter=2, insist=True)
+    assert bool(jnp.all(jnp.isfinite(step.direction)))
+
+
+def test_greedy_policy_refuses_zero_actions():
+    with pytest.raises(ValueError, match="q must have at least one action"):
+        mdp.greedy_policy(jnp.zeros((3, 0)))
+
+
 def test_preqn_refuses_zero_damping_on_a_singular_kernel():
     J = jnp.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])   # two identical batch entries
     with pytest.raises(ValueError, match="damping"):
@@ -668,3 +698,32 @@ def test_fqi_and_svg_infinity_configs_are_checked_when_built():
         svg.InfinityConfig(total_steps=300)
     assert dataclasses.replace(fqi.Config(), actor="regression").actor == "regression"
     assert dataclasses.replace(svg.InfinityConfig(), lr=2e-3).lr == 2e-3
+
+
+# --------------------------------------------------------------------------- small named errors
+
+
+@pytest.mark.parametrize("make", [envs.baird_star, envs.two_state])
+def test_counterexamples_refuse_an_integer_dtype(make):
+    """An integer dtype made γ = 0.9 into 0 (two_state) or failed as a row-sum error."""
+    with pytest.raises(ValueError, match="dtype must be a floating dtype"):
+        make(dtype=jnp.int32)
+    assert make(dtype=jnp.float32).mdp.gamma.dtype == jnp.float32
+
+
+def test_cartpole_refuses_a_vector_action():
+    env = envs.CartPole()
+    _, state = env.reset(jax.random.PRNGKey(0), env.default_params)
+    with pytest.raises(ValueError, match="action must be a scalar"):
+        env.step(jax.random.PRNGKey(1), state, jnp.array([1]), env.default_params)
+
+
+def test_replay_refuses_a_transition_of_another_shape():
+    buf = replay.init(4, {"x": jnp.zeros(2), "r": jnp.zeros(())})
+    with pytest.raises(ValueError, match="transition leaves must have shape"):
+        replay.add(buf, {"x": jnp.zeros(3), "r": 1.0})
+    with pytest.raises(ValueError, match="transitions leaves must have shape"):
+        replay.add_batch(buf, {"x": jnp.zeros((2, 3)), "r": jnp.zeros(2)})
+    with pytest.raises(ValueError, match="transitions leaves must have shape"):
+        replay.add_batch(buf, {"x": jnp.zeros(2), "r": jnp.zeros(())})
+    assert int(replay.add(buf, {"x": jnp.ones(2), "r": 1.0}).size) == 1

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlbook import seeds
+from rlbook import _checks, seeds
 
 __all__ = ["MIN_MARGIN", "CALIBRATION", "Claim", "calibrating", "per_set", "check", "load",
            "margin", "worst", "z_bound"]
@@ -76,8 +76,18 @@ def calibrating() -> bool:
     return seeds.seed_sets() > 1
 
 
-def per_set(values) -> np.ndarray:
-    """Per-seed results ``[sets * count, ...]`` as ``[sets, count, ...]``."""
+def per_set(values, *, allow_nonfinite: bool = False) -> np.ndarray:
+    """Per-seed results ``[sets * count, ...]`` as ``[sets, count, ...]``.
+
+    ``values`` must be real (numbers or bools) and finite: a NaN or ±∞ among per-seed
+    results would otherwise pass silently into a claim's statistic. Results in which
+    non-finite entries carry meaning (a diverged run's ∞ error, kept for a plot or a
+    count) pass ``allow_nonfinite=True``.
+    """
+    _checks.flag("allow_nonfinite", allow_nonfinite)
+    _checks.real("values", values)
+    if not allow_nonfinite:
+        _checks.finite("values", values)
     values = np.asarray(values)
     k = seeds.seed_sets()
     if values.ndim == 0 or values.shape[0] % k:
@@ -87,7 +97,17 @@ def per_set(values) -> np.ndarray:
 
 
 def margin(values, threshold: float, above: bool) -> tuple[float, float, float]:
-    """(margin, mean, sd) of calibrated statistics against a threshold."""
+    """(margin, mean, sd) of calibrated statistics against a threshold.
+
+    ``values`` (at least one) and ``threshold`` must be finite real numbers and ``above``
+    a bool.
+    """
+    _check_values(values)
+    _checks.real("threshold", threshold)
+    if np.ndim(threshold) != 0:
+        raise ValueError(f"threshold must be a scalar, got shape {np.shape(threshold)}")
+    _checks.finite("threshold", threshold)
+    _checks.flag("above", above)
     v = np.asarray(values, float)
     mean = float(v.mean())
     sd = float(v.std(ddof=1)) if v.size > 1 else float("nan")
@@ -98,9 +118,22 @@ def margin(values, threshold: float, above: bool) -> tuple[float, float, float]:
 
 
 def worst(values, above: bool) -> float:
-    """The calibrated set closest to failing: the smallest statistic of a claim "above"."""
+    """The calibrated set closest to failing: the smallest statistic of a claim "above".
+
+    ``values`` (at least one) must be finite real numbers and ``above`` a bool.
+    """
+    _check_values(values)
+    _checks.flag("above", above)
     v = np.asarray(values, float)
     return float(v.min() if above else v.max())
+
+
+def _check_values(values) -> None:
+    """Calibrated statistics: at least one, each a finite real number."""
+    _checks.real("values", values)
+    _checks.finite("values", values)
+    if np.size(values) == 0:
+        raise ValueError("values must hold at least one statistic, got none")
 
 
 def load(path: Path | str | None = None) -> dict:

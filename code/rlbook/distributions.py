@@ -45,13 +45,22 @@ __all__ = [
 _LOG_2PI = jnp.log(2.0 * jnp.pi)
 
 
+def _finite(name: str, x) -> None:
+    """``x`` is real and, when concrete, finite: ``None``, strings, NaN and ±inf are refused by
+    name before any ``jnp`` call sees them. A tracer has only its dtype checked."""
+    if _checks.is_concrete(x):
+        _checks.finite(name, x)
+    else:
+        _checks.real(name, x)
+
+
 # ------------------------------------------------------------------ categorical / softmax
 
 
 def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
     """a ∼ softmax(logits), an integer in [0, K)."""
+    _finite("logits", logits)
     _checks.ndim("logits", logits, 1)
-    _checks.real("logits", logits)
     return jax.random.categorical(key, logits)
 
 
@@ -63,6 +72,7 @@ def categorical_log_prob(logits: jax.Array, a: jax.Array) -> jax.Array:
     (never the log-probability of the nearest valid index, which JAX's indexing
     would clamp it to).
     """
+    _finite("logits", logits)
     _checks.ndim("logits", logits, 1)
     _checks.index("a", a, jnp.shape(logits)[0], what="a category index")
     k = jnp.shape(logits)[0]
@@ -71,6 +81,7 @@ def categorical_log_prob(logits: jax.Array, a: jax.Array) -> jax.Array:
 
 def categorical_entropy(logits: jax.Array) -> jax.Array:
     """H = −Σ_k p_k log p_k with p = softmax(logits)."""
+    _finite("logits", logits)
     _checks.ndim("logits", logits, 1)
     logp = jax.nn.log_softmax(logits)
     return -jnp.sum(jnp.exp(logp) * logp)
@@ -78,6 +89,8 @@ def categorical_entropy(logits: jax.Array) -> jax.Array:
 
 def categorical_kl(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
     """KL(p ‖ q) = Σ_k p_k (log p_k − log q_k) for p = softmax(logits_p), q = softmax(logits_q)."""
+    _finite("logits_p", logits_p)
+    _finite("logits_q", logits_q)
     if jnp.shape(logits_p) != jnp.shape(logits_q):
         raise ValueError(f"logits_q must have the shape of logits_p {jnp.shape(logits_p)}, "
                          f"got {jnp.shape(logits_q)}")
@@ -88,12 +101,12 @@ def categorical_kl(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
 # ------------------------------------------------------------------ diagonal Gaussian
 
 
-def _check_gaussian(mean, log_std):
-    _checks.real("mean", mean)
-    _checks.real("log_std", log_std)
+def _check_gaussian(mean, log_std, mean_name="mean", log_std_name="log_std"):
+    _finite(mean_name, mean)
+    _finite(log_std_name, log_std)
     if jnp.shape(log_std) not in ((), jnp.shape(mean)):
-        raise ValueError(f"log_std must be a scalar or have the shape of mean {jnp.shape(mean)}, "
-                         f"got {jnp.shape(log_std)}")
+        raise ValueError(f"{log_std_name} must be a scalar or have the shape of {mean_name} "
+                         f"{jnp.shape(mean)}, got {jnp.shape(log_std)}")
 
 
 def gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
@@ -106,9 +119,15 @@ def gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.
 def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, x: jax.Array) -> jax.Array:
     """log N(x; μ, diag σ²) = Σ_i [−(x_i − μ_i)² / (2σ_i²) − log σ_i − ½ log 2π]."""
     _check_gaussian(mean, log_std)
-    _checks.real("x", x)
+    _finite("x", x)
     if jnp.shape(x) != jnp.shape(mean):
         raise ValueError(f"x must have the shape of mean {jnp.shape(mean)}, got {jnp.shape(x)}")
+    return _gaussian_log_prob(mean, log_std, x)
+
+
+def _gaussian_log_prob(mean, log_std, x):
+    """:func:`gaussian_log_prob` without the checks, for an ``x`` computed here (which may be
+    ±inf, e.g. atanh of a clipped action, where the caller masks the result)."""
     z = (x - mean) * jnp.exp(-log_std)
     return jnp.sum(-0.5 * z**2 - log_std - 0.5 * _LOG_2PI)
 
@@ -121,8 +140,8 @@ def gaussian_entropy(mean: jax.Array, log_std: jax.Array) -> jax.Array:
 
 def gaussian_kl(mean_p, log_std_p, mean_q, log_std_q) -> jax.Array:
     """KL(N(μ_p, σ_p²) ‖ N(μ_q, σ_q²)) = Σ_i [log σ_q/σ_p + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½]."""
-    _check_gaussian(mean_p, log_std_p)
-    _check_gaussian(mean_q, log_std_q)
+    _check_gaussian(mean_p, log_std_p, "mean_p", "log_std_p")
+    _check_gaussian(mean_q, log_std_q, "mean_q", "log_std_q")
     if jnp.shape(mean_q) != jnp.shape(mean_p):
         raise ValueError(f"mean_q must have the shape of mean_p {jnp.shape(mean_p)}, "
                          f"got {jnp.shape(mean_q)}")
@@ -147,17 +166,20 @@ def logits_from_probs(probs: jax.Array) -> jax.Array:
     return jnp.log(probs)
 
 
-def _check_scale_tril(mean, scale_tril):
-    _checks.ndim("mean", mean, 1)
+def _check_scale_tril(mean, scale_tril, mean_name="mean", tril_name="scale_tril"):
+    _finite(mean_name, mean)
+    _finite(tril_name, scale_tril)
+    _checks.ndim(mean_name, mean, 1)
     d = jnp.shape(mean)[0]
     if jnp.shape(scale_tril) != (d, d):
-        raise ValueError(f"scale_tril must have shape {(d, d)} to match mean, "
+        raise ValueError(f"{tril_name} must have shape {(d, d)} to match {mean_name}, "
                          f"got {jnp.shape(scale_tril)}")
     if _checks.is_concrete(scale_tril):
         L = np.asarray(scale_tril)
-        _checks.positive("scale_tril's diagonal", np.diag(L))
+        _checks.positive(f"{tril_name}'s diagonal", np.diag(L))
         if np.any(np.triu(L, 1) != 0):
-            raise ValueError("scale_tril must be lower triangular (entries above the diagonal are nonzero)")
+            raise ValueError(f"{tril_name} must be lower triangular "
+                             "(entries above the diagonal are nonzero)")
 
 
 def mvn_sample(key: jax.Array, mean: jax.Array, scale_tril: jax.Array) -> jax.Array:
@@ -175,6 +197,7 @@ def mvn_sample(key: jax.Array, mean: jax.Array, scale_tril: jax.Array) -> jax.Ar
 def mvn_log_prob(mean: jax.Array, scale_tril: jax.Array, x: jax.Array) -> jax.Array:
     """log N(x; μ, L Lᵀ) = −½ ‖L⁻¹(x − μ)‖² − Σ_i log L_ii − (D/2) log 2π."""
     _check_scale_tril(mean, scale_tril)
+    _finite("x", x)
     if jnp.shape(x) != jnp.shape(mean):
         raise ValueError(f"x must have the shape of mean {jnp.shape(mean)}, got {jnp.shape(x)}")
     z = jax.scipy.linalg.solve_triangular(scale_tril, x - mean, lower=True)
@@ -190,8 +213,8 @@ def mvn_entropy(mean: jax.Array, scale_tril: jax.Array) -> jax.Array:
 
 def mvn_kl(mean_p, scale_tril_p, mean_q, scale_tril_q) -> jax.Array:
     """KL(N(μ_p, Σ_p) ‖ N(μ_q, Σ_q)) = ½[tr(Σ_q⁻¹Σ_p) + ‖L_q⁻¹(μ_q − μ_p)‖² − D + log det Σ_q/det Σ_p]."""
-    _check_scale_tril(mean_p, scale_tril_p)
-    _check_scale_tril(mean_q, scale_tril_q)
+    _check_scale_tril(mean_p, scale_tril_p, "mean_p", "scale_tril_p")
+    _check_scale_tril(mean_q, scale_tril_q, "mean_q", "scale_tril_q")
     if jnp.shape(mean_p) != jnp.shape(mean_q):
         raise ValueError(f"mean_q must have the shape of mean_p {jnp.shape(mean_p)}, "
                          f"got {jnp.shape(mean_q)}")
@@ -261,6 +284,7 @@ def truncated_normal_sample(key: jax.Array, loc, scale, low, high) -> jax.Array:
 def truncated_normal_log_prob(loc, scale, low, high, x: jax.Array) -> jax.Array:
     """log p(x) = log φ((x − μ)/σ) − log σ − log(Φ(β) − Φ(α)) on [low, high], −∞ outside."""
     _check_truncated_normal(loc, scale, low, high)
+    _finite("x", x)
     _, _, _, _, mass = _truncated_normal_standard(loc, scale, low, high)
     z = (x - loc) / scale
     logp = -0.5 * z**2 - 0.5 * _LOG_2PI - jnp.log(scale) - jnp.log(mass)
@@ -332,7 +356,7 @@ def kumaraswamy_log_prob(a, b, x: jax.Array) -> jax.Array:
     rounds to 1 counts as 1.
     """
     _check_kumaraswamy(a, b)
-    _checks.real("x", x)
+    _finite("x", x)
     x = jnp.asarray(x, jnp.result_type(a, b, x, float))
     outside = (x < jnp.finfo(x.dtype).tiny) | (x >= 1)
     log_x = jnp.log(jnp.where(outside, 0.5, x))
@@ -350,6 +374,7 @@ def kumaraswamy_entropy(a, b) -> jax.Array:
 def gumbel_max_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
     """a = argmax_k (θ_k + G_k), G_k ∼ Gumbel(0, 1) i.i.d.: a draw of softmax(θ) (the Gumbel-max
     trick, Gumbel (1954); the proof is the estimators chapter's theorem est-gumbel-max)."""
+    _finite("logits", logits)
     _checks.ndim("logits", logits, 1)
     g = jax.random.gumbel(key, jnp.shape(logits), jnp.result_type(logits, float))
     return jnp.argmax(logits + g)
@@ -368,6 +393,7 @@ def gumbel_softmax_sample(key: jax.Array, logits: jax.Array, temperature) -> jax
     relaxation of the one-hot Gumbel-max draw (τ → 0), with temperature τ > 0; shape [K].
     The same key gives argmax y = :func:`gumbel_max_sample` for every τ.
     """
+    _finite("logits", logits)
     _checks.ndim("logits", logits, 1)
     _check_temperature(temperature)
     g = jax.random.gumbel(key, jnp.shape(logits), jnp.result_type(logits, float))
@@ -384,10 +410,10 @@ def gumbel_softmax_log_prob(logits: jax.Array, temperature, y: jax.Array) -> jax
     y_k = 0 have probability zero), or when |Σ_k y_k − 1| exceeds √ε of y's dtype
     (3.5e-4 in float32, 1.5e-8 in float64). Invariant to adding a constant to the logits θ.
     """
+    _finite("logits", logits)
     _checks.ndim("logits", logits, 1)
-    _checks.real("logits", logits)
     _check_temperature(temperature)
-    _checks.real("y", y)
+    _finite("y", y)
     if jnp.shape(y) != jnp.shape(logits):
         raise ValueError(f"y must have the shape of logits {jnp.shape(logits)}, got {jnp.shape(y)}")
     k = logits.shape[0]
@@ -416,6 +442,12 @@ __all__ += [
 
 def tanh_log_det_jacobian(u: jax.Array) -> jax.Array:
     """Σ_i log(1 − tanh² u_i) = Σ_i 2 (log 2 − u_i − softplus(−2 u_i)), stable for large |u|."""
+    _finite("u", u)
+    return _tanh_log_det_jacobian(u)
+
+
+def _tanh_log_det_jacobian(u):
+    """:func:`tanh_log_det_jacobian` without the check, for a ``u`` computed here."""
     return jnp.sum(2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u)))
 
 
@@ -426,8 +458,8 @@ def tanh_gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) ->
 
 def tanh_gaussian_sample_and_log_prob(key: jax.Array, mean: jax.Array, log_std: jax.Array):
     """``(a, log π(a))`` for a = tanh(u), u = μ + σ ⊙ ε, the log-density from u (no atanh)."""
-    u = gaussian_sample(key, mean, log_std)
-    return jnp.tanh(u), gaussian_log_prob(mean, log_std, u) - tanh_log_det_jacobian(u)
+    u = gaussian_sample(key, mean, log_std)   # checks mean and log_std
+    return jnp.tanh(u), _gaussian_log_prob(mean, log_std, u) - _tanh_log_det_jacobian(u)
 
 
 def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, a: jax.Array,
@@ -438,10 +470,11 @@ def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, a: jax.Array,
     to 0 there; a_i = ±1 has probability zero). Inside, an a_i within ``eps`` of ±1 is
     clipped to ±(1 − eps) before the atanh, so that the result stays finite.
     """
-    _checks.real("a", a)
+    _check_gaussian(mean, log_std)
+    _finite("a", a)
     if jnp.shape(a) != jnp.shape(mean):
         raise ValueError(f"a must have the shape of mean {jnp.shape(mean)}, got {jnp.shape(a)}")
     _checks.positive("eps", eps)
     u = jnp.arctanh(jnp.clip(a, -1.0 + eps, 1.0 - eps))
-    lp = gaussian_log_prob(mean, log_std, u) - tanh_log_det_jacobian(u)
+    lp = _gaussian_log_prob(mean, log_std, u) - _tanh_log_det_jacobian(u)
     return jnp.where(jnp.any(jnp.abs(a) >= 1), -jnp.inf, lp)

@@ -71,6 +71,13 @@ def _check_params(params, cls, positive=(), non_negative=(), finite=()) -> None:
             raise ValueError(f"params.max_steps must be a positive integer, got {steps!r}")
 
 
+def _check_state(state, cls) -> None:
+    """``state`` is a ``cls`` (the environment's state, as ``reset`` returns it)."""
+    if not isinstance(state, cls):
+        raise ValueError(f"state must be a {cls.__name__} (from reset), "
+                         f"got {type(state).__name__}")
+
+
 def _auto_reset(env, key, state, action, params):
     """Shared body of ``step``: raw dynamics, time limit, then reset when done."""
     k_reset, _ = jax.random.split(key)
@@ -140,6 +147,10 @@ class CartPole:
         observation and the reward NaN (never a push to the left).
         """
         _check_cartpole(params)
+        _check_state(state, CartPoleState)
+        if np.ndim(action) != 0:
+            raise ValueError(f"action must be a scalar (one CartPole action, 0 or 1), got shape "
+                             f"{np.shape(action)}")
         _checks.index("action", action, 2, what="a CartPole action, 0 or 1", allow_float=True)
         total_mass = params.masscart + params.masspole
         polemass_length = params.masspole * params.length
@@ -181,7 +192,13 @@ def _check_cartpole(params) -> None:
 
 
 def angle_normalize(x: jax.Array) -> jax.Array:
-    """Wrap an angle to [−π, π), as Gymnasium's Pendulum does."""
+    """Wrap an angle to [−π, π), as Gymnasium's Pendulum does.
+
+    A concrete ``x`` must be finite (an infinite angle has no direction); traced ones
+    are not checked.
+    """
+    _checks.real("x", x)
+    _checks.finite("x", x)
     return ((x + jnp.pi) % (2 * jnp.pi)) - jnp.pi
 
 
@@ -232,6 +249,7 @@ class Pendulum:
 
     def step_env(self, state: PendulumState, action, params: PendulumParams):
         _check_pendulum(params)
+        _check_state(state, PendulumState)
         if np.size(action) != 1:
             raise ValueError(f"action must hold one torque, got shape {np.shape(action)}")
         _checks.real("action", action)
@@ -272,7 +290,6 @@ def make(name: str):
 # rlbook.mdp MDPs (P[s, a, s']) with a feature matrix Φ[s, k]; the value estimate is
 # V_w = Φ w. The chapter on TD divergence derives their exact thresholds on γ.
 
-from rlbook import _checks as _checks  # noqa: E402
 from rlbook import mdp as _mdp  # noqa: E402
 
 __all__ += ["FeatureMDP", "baird_star", "two_state"]
@@ -307,7 +324,7 @@ def baird_star(gamma: float = 0.99, dtype=None) -> FeatureMDP:
     distribution uniform. ρ₀ is uniform. ``w0`` = (1, 1, 1, 1, 1, 1, 10, 1).
     """
     _checks.discount("gamma", gamma)
-    dtype = jnp.dtype(dtype or jnp.result_type(float))
+    dtype = _checks.float_dtype("dtype", dtype)
     S = 7
     P = jnp.zeros((S, 2, S), dtype)
     P = P.at[:, 0, :6].set(1.0 / 6.0).at[:, 1, 6].set(1.0)
@@ -331,9 +348,8 @@ def two_state(gamma: float = 0.9, epsilon: float = 0.0, dtype=None) -> FeatureMD
     are 0, so V^π = 0 = Φ · 0. ρ₀ is the point mass on state 0. ``w0`` = (1,).
     """
     _checks.discount("gamma", gamma)
-    if not (0.0 <= epsilon <= 1.0):
-        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
-    dtype = jnp.dtype(dtype or jnp.result_type(float))
+    _checks.interval("epsilon", epsilon, 0.0, 1.0)
+    dtype = _checks.float_dtype("dtype", dtype)
     P = jnp.asarray([[[0.0, 1.0, 0.0]], [[0.0, 1.0 - epsilon, epsilon]], [[0.0, 0.0, 1.0]]], dtype)
     m = _mdp.make_mdp(P, jnp.zeros((3, 1), dtype), jnp.asarray([1.0, 0.0, 0.0], dtype),
                       jnp.asarray(gamma, dtype))
@@ -383,6 +399,7 @@ class Tabular:
         """
         if not isinstance(params, TabularParams):
             raise ValueError(f"params must be a TabularParams, got {type(params).__name__}")
+        _check_state(state, TabularState)
         _checks.index("action", action, params.mdp.n_actions, what="an action index")
         _checks.index("state.s", state.s, params.mdp.n_states, what="a state index")
         k_s, k_next = jax.random.split(state.key)

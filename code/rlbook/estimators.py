@@ -50,6 +50,25 @@ __all__ = [
 Fn = Callable
 
 
+def _callables(**fns) -> None:
+    """Each keyword names a function argument: refuse one that is not callable, by name."""
+    for name, fn in fns.items():
+        if not callable(fn):
+            raise ValueError(f"{name} must be a callable, got {fn!r}")
+
+
+def _finite_tree(name: str, tree) -> None:
+    """``tree`` is an array or a pytree of them, every concrete leaf real and finite.
+
+    ``None`` is refused by name (``tree_leaves(None)`` is empty, so it would pass the loop);
+    strings, NaN and ±inf are refused by :func:`_checks.finite`; tracers are left alone.
+    """
+    if tree is None:
+        raise ValueError(f"{name} must be an array or a pytree of arrays, got None")
+    for leaf in jax.tree_util.tree_leaves(tree):
+        _checks.finite(name, leaf)
+
+
 def _mean(tree):
     return jax.tree.map(lambda t: jnp.mean(t, axis=0), tree)
 
@@ -65,6 +84,9 @@ def _draws(key, sample, theta, n):
 
 def naive_term(f: Fn, theta, x):
     """∇_θ f(x, θ) at a sample x held fixed: the product rule's second term only."""
+    _callables(f=f)
+    _finite_tree("theta", theta)
+    _finite_tree("x", x)
     return jax.grad(f, argnums=1)(jax.lax.stop_gradient(x), theta)
 
 
@@ -74,6 +96,10 @@ def score_function_term(f: Fn, log_prob: Fn, theta, x, baseline=0.0):
     Its expectation is ∇_θ J(θ) whatever b, because E[∇_θ log p] = 0; b = ``baseline``
     (a scalar, or a pytree like θ for one baseline per coordinate) changes only the variance.
     """
+    _callables(f=f, log_prob=log_prob)
+    _finite_tree("theta", theta)
+    _finite_tree("x", x)
+    _finite_tree("baseline", baseline)
     x = jax.lax.stop_gradient(x)
     fx, grad_f = jax.value_and_grad(f, argnums=1)(x, theta)
     score = jax.grad(log_prob)(theta, x)
@@ -90,6 +116,9 @@ def importance_term(f: Fn, log_prob: Fn, log_q: Fn, theta, x):
     ∇_θ ∫ q (p/q) f dx = E_q[(∇_θ p / q) f + (p/q) ∇_θ f]. With q = p(·; θ) it is the
     score-function term. ``log_q(x)`` is the proposal's log-density.
     """
+    _callables(f=f, log_prob=log_prob, log_q=log_q)
+    _finite_tree("theta", theta)
+    _finite_tree("x", x)
     x = jax.lax.stop_gradient(x)
     w = jnp.exp(log_prob(theta, x) - log_q(x))
     return jax.tree.map(lambda t: w * t, score_function_term(f, log_prob, theta, x))
@@ -101,6 +130,8 @@ def reparameterization_term(key: jax.Array, f: Fn, rsample: Fn, theta):
     Unbiased when the map is differentiable in θ for almost every ε and f is
     differentiable in x: ∇_θ E_ε[f(g(ε; θ), θ)] = E_ε[∇_θ f(g(ε; θ), θ)].
     """
+    _callables(f=f, rsample=rsample)
+    _finite_tree("theta", theta)
     return jax.grad(lambda th: f(rsample(key, th), th))(theta)
 
 
@@ -110,6 +141,8 @@ def reparameterization_term(key: jax.Array, f: Fn, rsample: Fn, theta):
 def naive(key: jax.Array, f: Fn, sample: Fn, theta, n: int):
     """(1/n) Σ_i ∇_θ f(x_i, θ), x_i ∼ p(·; θ) held fixed: differentiating the Monte-Carlo
     average as if its samples did not depend on θ. Biased by −∫ f ∇_θ p dx."""
+    _callables(f=f, sample=sample)
+    _finite_tree("theta", theta)
     xs = _draws(key, sample, theta, n)
     return _mean(jax.vmap(lambda x: naive_term(f, theta, x))(xs))
 
@@ -117,12 +150,17 @@ def naive(key: jax.Array, f: Fn, sample: Fn, theta, n: int):
 def score_function(key: jax.Array, f: Fn, sample: Fn, log_prob: Fn, theta, n: int,
                    baseline=0.0):
     """(1/n) Σ_i [(f(x_i, θ) − b) ∇_θ log p(x_i; θ) + ∇_θ f(x_i, θ)], x_i ∼ p(·; θ) i.i.d."""
+    _callables(f=f, sample=sample, log_prob=log_prob)
+    _finite_tree("theta", theta)
+    _finite_tree("baseline", baseline)
     xs = _draws(key, sample, theta, n)
     return _mean(jax.vmap(lambda x: score_function_term(f, log_prob, theta, x, baseline))(xs))
 
 
 def importance(key: jax.Array, f: Fn, log_prob: Fn, sample_q: Fn, log_q: Fn, theta, n: int):
     """(1/n) Σ_i w_i (f ∇_θ log p + ∇_θ f)(x_i), x_i ∼ q i.i.d. (``sample_q(key)``)."""
+    _callables(f=f, log_prob=log_prob, sample_q=sample_q, log_q=log_q)
+    _finite_tree("theta", theta)
     _checks.positive_int("n", n)
     xs = jax.vmap(sample_q)(jax.random.split(key, n))
     return _mean(jax.vmap(lambda x: importance_term(f, log_prob, log_q, theta, x))(xs))
@@ -130,6 +168,8 @@ def importance(key: jax.Array, f: Fn, log_prob: Fn, sample_q: Fn, log_q: Fn, the
 
 def reparameterization(key: jax.Array, f: Fn, rsample: Fn, theta, n: int):
     """(1/n) Σ_i ∇_θ f(g(ε_i; θ), θ), ε_i i.i.d. from n keys split from ``key``."""
+    _callables(f=f, rsample=rsample)
+    _finite_tree("theta", theta)
     _checks.positive_int("n", n)
     keys = jax.random.split(key, n)
     return _mean(jax.vmap(lambda k: reparameterization_term(k, f, rsample, theta))(keys))
@@ -142,9 +182,17 @@ def control_variate(estimate, control, control_mean, coefficient):
     """g − β (c − E[c]): unbiased for E[g] whatever β, with variance
     Var g − 2β Cov(g, c) + β² Var c, smallest at β* = Cov(g, c)/Var(c)
     (elementwise; all arguments broadcast)."""
-    for name, x in (("estimate", estimate), ("control", control), ("control_mean", control_mean),
-                    ("coefficient", coefficient)):
+    args = (("estimate", estimate), ("control", control), ("control_mean", control_mean),
+            ("coefficient", coefficient))
+    for name, x in args:
         _checks.real(name, x)
+        _checks.finite(name, x)
+    try:
+        jnp.broadcast_shapes(*(jnp.shape(x) for _, x in args))
+    except ValueError as err:
+        shapes = ", ".join(f"{name} {jnp.shape(x)}" for name, x in args)
+        raise ValueError(f"estimate, control, control_mean and coefficient must broadcast "
+                         f"together, got shapes {shapes}") from err
     return estimate - coefficient * (control - control_mean)
 
 
@@ -154,8 +202,9 @@ def optimal_coefficient(estimates: jax.Array, controls: jax.Array) -> jax.Array:
     Estimated from the same samples it is then applied to, β* makes the controlled average
     biased by O(1/n); estimate it on separate samples when that matters.
     """
-    _checks.real("estimates", estimates)
-    _checks.real("controls", controls)
+    for name, x in (("estimates", estimates), ("controls", controls)):
+        _checks.real(name, x)
+        _checks.finite(name, x)
     if jnp.shape(estimates) != jnp.shape(controls):
         raise ValueError(f"controls must have the shape of estimates {jnp.shape(estimates)}, "
                          f"got {jnp.shape(controls)}")

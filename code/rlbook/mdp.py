@@ -81,9 +81,14 @@ class MDP(NamedTuple):
         return self.P.shape[1]
 
 
-def _check_mdp(mdp: MDP) -> None:
+def _require_mdp(mdp) -> None:
+    """``mdp`` is an :class:`MDP` (its contents are checked by :func:`_check_mdp`)."""
     if not isinstance(mdp, MDP):
         raise ValueError(f"mdp must be an rlbook.mdp.MDP, got {type(mdp).__name__}")
+
+
+def _check_mdp(mdp: MDP) -> None:
+    _require_mdp(mdp)
     P, r, rho0, gamma = mdp
     _checks.ndim("mdp.P", P, 3)
     S, A, S2 = np.shape(P)
@@ -190,6 +195,7 @@ def _garnet_arrays(key, n_states, n_actions, branching, dtype):
 def softmax_policy(logits: jax.Array, temperature: float = 1.0) -> jax.Array:
     """π_θ(a | s) = exp(θ[s, a] / τ) / Σ_b exp(θ[s, b] / τ); logits of shape [S, A]."""
     _checks.ndim("logits", logits, 2)
+    _checks.finite("logits", logits)
     _checks.positive("temperature", temperature)
     return jax.nn.softmax(logits / temperature, axis=-1)
 
@@ -197,6 +203,9 @@ def softmax_policy(logits: jax.Array, temperature: float = 1.0) -> jax.Array:
 def greedy_policy(q: jax.Array) -> jax.Array:
     """One-hot policy on argmax_a q[s, a] (ties to the lowest index); q of shape [S, A]."""
     _checks.ndim("q", q, 2)
+    if np.shape(q)[-1] == 0:
+        raise ValueError(f"q must have at least one action (shape [S, A], A > 0), got {np.shape(q)}")
+    _checks.finite("q", q)
     return jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1], dtype=q.dtype)
 
 
@@ -258,11 +267,13 @@ def evaluate_v(mdp: MDP, pi: jax.Array) -> jax.Array:
 
 def evaluate_q(mdp: MDP, pi: jax.Array) -> jax.Array:
     """Q^π(s, a) = r(s, a) + γ Σ_s' P(s' | s, a) V^π(s'), shape [S, A]."""
+    _require_mdp(mdp)
     return mdp.r + mdp.gamma * mdp.P @ evaluate_v(mdp, pi)
 
 
 def advantage(mdp: MDP, pi: jax.Array) -> jax.Array:
     """A^π(s, a) = Q^π(s, a) − V^π(s), shape [S, A]."""
+    _require_mdp(mdp)
     q = evaluate_q(mdp, pi)
     return q - jnp.sum(pi * q, axis=-1, keepdims=True)
 
@@ -425,6 +436,7 @@ def occupancy(mdp: MDP, pi: jax.Array) -> jax.Array:
 
 def expected_return(mdp: MDP, pi: jax.Array) -> jax.Array:
     """J(π) = ρ₀ᵀ V^π = E[Σ_t γᵗ r(s_t, a_t)] with s_0 ∼ ρ₀; a scalar, differentiable in π."""
+    _require_mdp(mdp)
     return mdp.rho0 @ evaluate_v(mdp, pi)
 
 
@@ -445,6 +457,7 @@ def soft_value(q: jax.Array, temperature) -> jax.Array:
     if np.ndim(q) < 1:
         raise ValueError(f"q must have an action axis, got shape {np.shape(q)}")
     _checks.real("q", q)
+    _checks.finite("q", q)
     _check_temperature_dtype(temperature, jnp.result_type(q, float))
     return temperature * jax.nn.logsumexp(q / temperature, axis=-1)
 
@@ -538,12 +551,14 @@ def projected_value_iteration(
     if np.shape(features)[:2] != (S, A):
         raise ValueError(f"features must have shape [S, A, K] with [S, A] = {(S, A)}, "
                          f"got {np.shape(features)}")
+    _checks.finite("features", features)
     K = np.shape(features)[2]
     if np.shape(weights) != (S, A):
         raise ValueError(f"weights must have shape {(S, A)}, got {np.shape(weights)}")
     _checks.positive("weights", weights, strict=False)
     if np.shape(w0) != (K,):
         raise ValueError(f"w0 must have shape {(K,)}, got {np.shape(w0)}")
+    _checks.finite("w0", w0)
     _checks.positive_int("n_iter", n_iter)
     return _projected_value_iteration(mdp, jnp.asarray(features), jnp.asarray(weights),
                                       jnp.asarray(w0), n_iter)

@@ -78,6 +78,21 @@ def _check_nonneg(name: str, x) -> None:
     _checks.positive(name, x, strict=False)
 
 
+def _check_tree(name: str, tree) -> None:
+    """``tree`` is a pytree of real arrays, with at least one leaf, finite where concrete.
+
+    ``None`` and strings are refused by name (``tree_leaves(None)`` is empty, and a
+    string would reach ``ravel_pytree``'s own error); traced leaves are left alone.
+    """
+    if tree is None or isinstance(tree, (str, bytes)):
+        raise ValueError(f"{name} must be a pytree of arrays, got {tree!r}")
+    leaves = jax.tree_util.tree_leaves(tree)
+    if not leaves:
+        raise ValueError(f"{name} must be a pytree with at least one array leaf, got {tree!r}")
+    for leaf in leaves:
+        _checks.finite(name, leaf)
+
+
 def _check_like(name: str, tree, params) -> None:
     if jax.tree_util.tree_structure(tree) != jax.tree_util.tree_structure(params):
         raise ValueError(f"{name} must be a pytree of the structure of params")
@@ -116,8 +131,10 @@ def fisher_vector_product(kl: KLFn, params, v: jax.Array, *, damping=0.0) -> jax
         the flat vector (F + λI) v, shape [n].
     """
     _check_kl(kl)
+    _check_tree("params", params)
     n = ravel_pytree(params)[0].shape[0]
     _check_flat("v", v, n)
+    _checks.finite("v", v)
     _check_nonneg("damping", damping)
     kl_flat, flat = _flat_kl(kl, params)
     v = jnp.asarray(v, flat.dtype)
@@ -133,6 +150,7 @@ def fisher_operator(kl: KLFn, params, *, damping=0.0) -> Callable[[jax.Array], j
     :func:`fisher_vector_product`; the returned function maps shape [n] to [n].
     """
     _check_kl(kl)
+    _check_tree("params", params)
     _check_nonneg("damping", damping)
     kl_flat, flat = _flat_kl(kl, params)
     _, jvp = jax.linearize(jax.grad(kl_flat), flat)
@@ -140,6 +158,7 @@ def fisher_operator(kl: KLFn, params, *, damping=0.0) -> Callable[[jax.Array], j
 
     def fvp(v):
         _check_flat("v", v, n)
+        _checks.finite("v", v)
         v = jnp.asarray(v, flat.dtype)
         return jvp(v) + damping * v
 
@@ -153,6 +172,7 @@ def fisher_matrix(kl: KLFn, params) -> jax.Array:
     Rows and columns follow ``ravel_pytree(params)``.
     """
     _check_kl(kl)
+    _check_tree("params", params)
     kl_flat, flat = _flat_kl(kl, params)
     return jax.hessian(kl_flat)(flat)
 
@@ -167,8 +187,8 @@ class CGResult(NamedTuple):
         x: the last iterate x_k ≈ A⁻¹ b, shape [n].
         iterations: k, the number of matrix-vector products taken.
         residual_norm: ‖b − A x_k‖₂ as carried by the recursion r_{k+1} = r_k − α_k A p_k.
-        nonpositive_curvature: True when some search direction had pᵀ A p ≤ 0, so that
-            A is not positive definite; the iteration stopped there and ``x`` is the
+        nonpositive_curvature: True when some search direction had pᵀ A p ≤ 0 (or NaN: a
+            matvec that returned NaN stops here too), so that A is not positive definite; the iteration stopped there and ``x`` is the
             iterate before that direction.
     """
 
@@ -220,8 +240,9 @@ def _raise_if_not_pd(result: CGResult, on_nonpositive: str) -> CGResult:
     flag = result.nonpositive_curvature
     if on_nonpositive == "raise" and _checks.is_concrete(flag) and bool(flag):
         raise ValueError(
-            "matvec is not positive definite: conjugate gradient met a direction p with "
-            f"pᵀAp ≤ 0 at iteration {int(result.iterations)} (add damping, or pass "
+            "matvec is not positive definite, or returned a non-finite value: conjugate "
+            "gradient met a direction p with pᵀAp ≤ 0 or NaN at iteration "
+            f"{int(result.iterations)} (add damping, check matvec for NaN, or pass "
             "on_nonpositive='stop' to keep the iterate reached so far)")
     return result
 
@@ -364,16 +385,18 @@ def kl_step_size(direction: jax.Array, fisher_direction: jax.Array, max_kl) -> j
     ``fisher_direction`` = F s have shape [n]; ``max_kl`` is δ > 0.
     """
     _checks.ndim("direction", direction, 1)
+    _checks.finite("direction", direction)
     if np.shape(fisher_direction) != np.shape(direction):
         raise ValueError(f"fisher_direction must have the shape of direction "
                          f"{np.shape(direction)}, got {np.shape(fisher_direction)}")
+    _checks.finite("fisher_direction", fisher_direction)
     _checks.positive("max_kl", max_kl)
     sFs = direction @ fisher_direction
     return jnp.where(sFs > 0, jnp.sqrt(2.0 * max_kl / jnp.where(sFs > 0, sFs, 1.0)), 0.0)
 
 
 def natural_direction(kl: KLFn, params, grad, *, damping=0.0, tol=1e-10, max_iter: int = 10,
-                      on_nonpositive: str = "raise"):
+                      on_nonpositive: str = "raise", insist: bool = False):
     r"""The natural gradient (F(θ) + λI)⁻¹ ∇J(θ) by conjugate gradient on Fisher-vector products.
 
     Args:
@@ -381,20 +404,26 @@ def natural_direction(kl: KLFn, params, grad, *, damping=0.0, tol=1e-10, max_ite
         params: θ, a pytree.
         grad: ∇J(θ), a pytree of the structure and shapes of ``params`` (the gradient
             of the objective to *maximize*).
-        damping, tol, max_iter, on_nonpositive: as in :func:`fisher_vector_product` and
-            :func:`conjugate_gradient`.
+        damping, tol, max_iter, on_nonpositive, insist: as in
+            :func:`fisher_vector_product` and :func:`conjugate_gradient` (``insist``: raise
+            ``ValueError`` when a concrete solve stopped above the tolerance; under ``jit``
+            the returned ``cg`` says whether it converged, by its ``residual_norm``,
+            ``iterations`` and ``nonpositive_curvature``).
 
     Returns:
         ``(direction, cg)``: the natural gradient as a pytree like ``params``, and the
         :class:`CGResult` of the solve (its ``x`` is the flat direction).
     """
     _check_kl(kl)
+    _check_tree("params", params)
+    _check_tree("grad", grad)
     _check_like("grad", grad, params)
     _check_nonneg("damping", damping)
     _check_on_nonpositive(on_nonpositive)
     flat_g, unravel = ravel_pytree(grad)
     fvp = fisher_operator(kl, params, damping=damping)
-    cg = conjugate_gradient(fvp, flat_g, tol=tol, max_iter=max_iter, on_nonpositive=on_nonpositive)
+    cg = conjugate_gradient(fvp, flat_g, tol=tol, max_iter=max_iter,
+                            on_nonpositive=on_nonpositive, insist=insist)
     return unravel(cg.x), cg
 
 
@@ -418,7 +447,8 @@ class NaturalStep(NamedTuple):
 
 
 def natural_step(kl: KLFn, params, grad, *, step_size=None, max_kl=None, damping=0.0,
-                 tol=1e-10, max_iter: int = 10, on_nonpositive: str = "raise") -> NaturalStep:
+                 tol=1e-10, max_iter: int = 10, on_nonpositive: str = "raise",
+                 insist: bool = False) -> NaturalStep:
     r"""One natural-gradient ascent step θ ← θ + α s, s = (F(θ) + λI)⁻¹ ∇J(θ).
 
     Give exactly one of ``step_size`` (a fixed α > 0: Kakade 2001's natural policy
@@ -427,7 +457,7 @@ def natural_step(kl: KLFn, params, grad, *, step_size=None, max_kl=None, damping
     TRPO refines with a line search; Schulman et al. 2015). Pure and jittable.
 
     Args:
-        kl, params, grad, damping, tol, max_iter, on_nonpositive: as in
+        kl, params, grad, damping, tol, max_iter, on_nonpositive, insist: as in
             :func:`natural_direction`.
         step_size: α, or None.
         max_kl: δ, or None.
@@ -443,6 +473,8 @@ def natural_step(kl: KLFn, params, grad, *, step_size=None, max_kl=None, damping
     else:
         _checks.positive("max_kl", max_kl)
     _check_kl(kl)
+    _check_tree("params", params)
+    _check_tree("grad", grad)
     _check_like("grad", grad, params)
     _check_nonneg("damping", damping)
     _check_on_nonpositive(on_nonpositive)
@@ -451,7 +483,7 @@ def natural_step(kl: KLFn, params, grad, *, step_size=None, max_kl=None, damping
     fisher = fisher_operator(kl, params)
     damped = lambda v: fisher(v) + damping * v  # noqa: E731
     cg = conjugate_gradient(damped, flat_g.astype(flat.dtype), tol=tol, max_iter=max_iter,
-                            on_nonpositive=on_nonpositive)
+                            on_nonpositive=on_nonpositive, insist=insist)
     s = cg.x
     Fs = fisher(s)
     alpha = kl_step_size(s, Fs, max_kl) if step_size is None else jnp.asarray(step_size, s.dtype)

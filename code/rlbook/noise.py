@@ -38,6 +38,8 @@ def _check_ou(theta, sigma, dt):
 
 def ou_step(key: jax.Array, x: jax.Array, theta, sigma, dt, mu=0.0) -> jax.Array:
     """One Euler–Maruyama step x + θ(μ − x) dt + σ √dt ε, ε ∼ N(0, I) of the shape of x."""
+    _checks.finite("x", x)
+    _checks.finite("mu", mu)
     _check_ou(theta, sigma, dt)
     eps = jax.random.normal(key, jnp.shape(x), jnp.result_type(x))
     return x + theta * (mu - x) * dt + sigma * jnp.sqrt(dt) * eps
@@ -45,6 +47,8 @@ def ou_step(key: jax.Array, x: jax.Array, theta, sigma, dt, mu=0.0) -> jax.Array
 
 def ou_path(key: jax.Array, x0: jax.Array, n_steps: int, theta, sigma, dt, mu=0.0) -> jax.Array:
     """X_1, …, X_n from X_0 = ``x0`` by ``ou_step``: shape [n_steps, *x0.shape]."""
+    _checks.finite("x0", x0)
+    _checks.finite("mu", mu)
     _checks.positive_int("n_steps", n_steps)
     _check_ou(theta, sigma, dt)
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -106,17 +105,37 @@ def empirical_ntk(f: Callable, params, *args) -> jax.Array:
     return J @ J.T
 
 
-def _check_kernel(K, rho=None, delta=None) -> None:
+_ABSENT = object()   # an argument a kernel function does not take (None is a bad value)
+
+
+def _check_kernel(K, rho=_ABSENT, delta=_ABSENT) -> None:
     _checks.ndim("K", K, 2)
     n = np.shape(K)[0]
     if np.shape(K) != (n, n):
         raise ValueError(f"K must be square, got shape {np.shape(K)}")
-    if rho is not None:
+    _checks.finite("K", K)
+    if rho is not _ABSENT:
         if np.shape(rho) != (n,):
             raise ValueError(f"rho must have shape {(n,)} to match K, got {np.shape(rho)}")
         _checks.positive("rho", rho, strict=False)
-    if delta is not None and np.shape(delta) != (n,):
-        raise ValueError(f"delta must have shape {(n,)} to match K, got {np.shape(delta)}")
+    if delta is not _ABSENT:
+        if np.shape(delta) != (n,):
+            raise ValueError(f"delta must have shape {(n,)} to match K, got {np.shape(delta)}")
+        _checks.finite("delta", delta)
+
+
+def _finite_complex(name: str, x) -> None:
+    """Every entry of a concrete ``x`` is a finite real or complex number (not None, a string)."""
+    if not _checks.is_concrete(x):
+        return
+    try:
+        a = np.asarray(x)
+    except Exception as err:  # ragged lists and the like
+        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}") from err
+    if a.dtype.kind not in "biufc":
+        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, got {a[~np.isfinite(a)].ravel()[:3]}")
 
 
 def linearized_step(K: jax.Array, rho: jax.Array, delta: jax.Array, alpha) -> jax.Array:
@@ -206,9 +225,11 @@ def preqn_direction(J: jax.Array, delta: jax.Array, damping=0.0) -> jax.Array:
     Levenberg–Marquardt step).
     """
     _checks.ndim("J", J, 2)
+    _checks.finite("J", J)
     n = np.shape(J)[0]
     if np.shape(delta) != (n,):
         raise ValueError(f"delta must have shape {(n,)} to match J, got {np.shape(delta)}")
+    _checks.finite("delta", delta)
     _checks.positive("damping", damping, strict=False)
     K = J @ J.T
     _check_solvable(K, damping)
@@ -250,6 +271,7 @@ def linear_td(mdp: mdp_lib.MDP, pi: jax.Array, phi: jax.Array, d: jax.Array):
     _checks.ndim("phi", phi, 2)
     if np.shape(phi)[0] != mdp.n_states:
         raise ValueError(f"phi must have {mdp.n_states} rows (one per state), got {np.shape(phi)}")
+    _checks.finite("phi", phi)
     if np.shape(d) != (mdp.n_states,):
         raise ValueError(f"d must have shape {(mdp.n_states,)}, got {np.shape(d)}")
     _checks.positive("d", d, strict=False)
@@ -269,6 +291,7 @@ def heavy_ball_rate(eigs: jax.Array, alpha, beta) -> jax.Array:
     recurrence whose characteristic roots are these. The iteration converges
     iff every returned value is below 1 (theorem tdd-thm-momentum). Shape of ``eigs``.
     """
+    _finite_complex("eigs", eigs)
     _checks.positive("alpha", alpha)
     _checks.positive("beta", beta, strict=False)
     lam = jnp.asarray(eigs).astype(jnp.result_type(complex))
@@ -298,6 +321,10 @@ def padded_mlp_init(key: jax.Array, in_dim: int, out_dim: int, depth: int, max_w
     _checks.positive_int("depth", depth)
     _checks.positive_int("max_width", max_width)
     if _checks.is_concrete(width):
+        if width is None or isinstance(width, (str, bytes, bool, np.bool_)):
+            raise ValueError(f"width must be an integer in [1, max_width={max_width}], "
+                             f"got {width!r}")
+        _checks.real("width", width)
         w = np.asarray(width)
         if w.shape != () or not (1 <= w <= max_width) or w != np.floor(w):
             raise ValueError(f"width must be an integer in [1, max_width={max_width}], got {width!r}")
@@ -356,7 +383,8 @@ class OfflineQConfig:
 
 def q_values(params, obs: jax.Array) -> jax.Array:
     """Q_θ(s, ·) for state features ``obs`` of shape [..., d]: shape [..., A]."""
-    return nets.mlp_apply(params, obs)
+    nets._check_apply(params, obs, "obs")
+    return nets._apply(params, obs, jnp.tanh, None)
 
 
 def sample_dataset(key: jax.Array, mdp: mdp_lib.MDP, rho: jax.Array, size: int):

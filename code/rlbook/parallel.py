@@ -34,6 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from rlbook import _checks
+
 __all__ = ["AXIS", "n_devices", "mesh", "pad_to", "run_seeds", "run_grid"]
 
 AXIS = "seeds"
@@ -138,6 +140,9 @@ def run_grid(train: Callable, keys: jax.Array, values,
     sizes = {jnp.shape(v)[0] for v in leaves}
     if len(sizes) != 1 or 0 in sizes:
         raise ValueError(f"values must have one non-zero leading size, got {sorted(sizes)}")
+    for v in leaves:
+        _checks.real("values", v)
+        _checks.finite("values", v)
     return _run(train, keys, (values,), True, devices)
 
 

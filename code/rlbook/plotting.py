@@ -30,11 +30,19 @@ def mean_and_band(y, confidence: float = 0.95):
     For n seeds with sample standard deviation s, the band is
     mean ± t_{n−1, (1+c)/2} · s / √n. Returns ``(mean, low, high)``. With a single
     seed there is no spread to estimate: the band has zero width (low = high = mean).
+    Every entry of ``y`` must be finite (:func:`learning_curve` draws a NaN as a gap).
     """
+    return _mean_and_band(y, confidence, finite=True)
+
+
+def _mean_and_band(y, confidence: float, *, finite: bool):
+    """:func:`mean_and_band`; with ``finite=False`` NaN and ±∞ in ``y`` pass through."""
     try:
         y = np.asarray(y, dtype=float)
     except (TypeError, ValueError) as err:
         raise ValueError(f"y must be an array of real numbers, got {type(y).__name__}") from err
+    if finite and not np.all(np.isfinite(y)):
+        raise ValueError(f"y must be finite, got {y[~np.isfinite(y)].ravel()[:3]}")
     if y.ndim < 1 or y.shape[0] < 1:
         raise ValueError(f"y must have a seed axis of length >= 1 first, got shape {y.shape}")
     if not isinstance(confidence, (int, float, np.integer, np.floating)) or isinstance(
@@ -62,7 +70,7 @@ def learning_curve(x, y, *, label: str | None = None, ax=None, confidence: float
     if y.ndim != 2 or y.shape[1] != x.shape[0]:
         raise ValueError(f"y must have shape [seeds, len(x)] = [*, {x.shape[0]}], got {y.shape}")
     fig, ax = axes(ax)
-    mean, low, high = mean_and_band(y, confidence)
+    mean, low, high = _mean_and_band(y, confidence, finite=False)
     n = y.shape[0]
     text = f"{label} ({n} seeds)" if label else None
     (line,) = ax.plot(x, mean, label=text, color=color)

@@ -24,6 +24,7 @@ share this interface, so rollouts and agents take any of them. The networks are
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import jax
@@ -43,7 +44,28 @@ def _check_hidden(hidden) -> None:
         _checks.positive_int(f"hidden[{i}]", n)
 
 
+def _check_params(name: str, params) -> None:
+    """``params`` is a non-empty pytree of real arrays, finite where concrete.
+
+    ``None`` and strings are refused by name before they reach the network (where they
+    would fail with an error that names no argument); traced leaves are not read.
+    """
+    leaves = jax.tree_util.tree_leaves(params)
+    if params is None or not leaves:
+        raise ValueError(f"{name} must be the policy's parameters (from init), got {params!r}")
+    for leaf in leaves:
+        if leaf is None or isinstance(leaf, (str, bytes)):
+            raise ValueError(f"{name} must be the policy's parameters (from init), "
+                             f"got a leaf {leaf!r}")
+        _checks.real(name, leaf)
+        _checks.finite(name, leaf)
+
+
 def _check_obs(obs, obs_dim: int) -> None:
+    if obs is None or isinstance(obs, (str, bytes)):
+        raise ValueError(f"obs must be an observation of shape ({obs_dim},), got {obs!r}")
+    _checks.real("obs", obs)
+    _checks.finite("obs", obs)
     if jnp.shape(obs) != (obs_dim,):
         raise ValueError(f"obs must have shape ({obs_dim},) (one observation; batch with "
                          f"jax.vmap), got {jnp.shape(obs)}")
@@ -63,8 +85,15 @@ class _Categorical:
 
     def log_prob(self, params, obs, action) -> jax.Array:
         """log π_θ(a | s) = log softmax(logits(s))[a]."""
+        if action is None or isinstance(action, (str, bytes)):
+            raise ValueError(f"action must be a scalar action index, got {action!r}")
         if jnp.shape(action) != ():
             raise ValueError(f"action must be a scalar index, got shape {jnp.shape(action)}")
+        try:
+            _checks.index("a", action, self.n_actions, what="a category index")
+        except ValueError as err:
+            raise ValueError(f"action must be an action index in [0, {self.n_actions}): "
+                             f"{err}") from None
         return D.categorical_log_prob(self.logits(params, obs), action)
 
     def entropy(self, params, obs) -> jax.Array:
@@ -73,6 +102,8 @@ class _Categorical:
 
     def kl(self, params_p, params_q, obs) -> jax.Array:
         """KL(π_p(· | s) ‖ π_q(· | s)) for two parameter sets of this policy."""
+        _check_params("params_p", params_p)
+        _check_params("params_q", params_q)
         return D.categorical_kl(self.logits(params_p, obs), self.logits(params_q, obs))
 
     def mode(self, params, obs) -> jax.Array:
@@ -110,6 +141,7 @@ class SoftmaxPolicy(_Categorical):
 
     def logits(self, params, obs) -> jax.Array:
         """f_θ(s), shape [n_actions]."""
+        _check_params("params", params)
         _check_obs(obs, self.obs_dim)
         return nets.mlp_apply(params, obs)
 
@@ -136,6 +168,9 @@ class TabularSoftmax(_Categorical):
 
     def logits(self, params, obs) -> jax.Array:
         """θ[s], shape [n_actions]."""
+        _check_params("params", params)
+        if obs is None or isinstance(obs, (str, bytes)):
+            raise ValueError(f"obs must be a scalar state index, got {obs!r}")
         if jnp.shape(params) != (self.n_states, self.n_actions):
             raise ValueError(f"params must have shape {(self.n_states, self.n_actions)}, "
                              f"got {jnp.shape(params)}")
@@ -146,6 +181,7 @@ class TabularSoftmax(_Categorical):
 
     def probs_table(self, params) -> jax.Array:
         """π_θ as an [S, A] array."""
+        _check_params("params", params)
         return jax.nn.softmax(params, axis=-1)
 
 
@@ -180,6 +216,7 @@ class GaussianPolicy:
 
     def mean_and_log_std(self, params, obs):
         """(μ_θ(s), log σ), each of shape [action_dim]."""
+        _check_gaussian_params("params", params)
         _check_obs(obs, self.obs_dim)
         return nets.mlp_apply(params["mean"], obs), params["log_std"]
 
@@ -191,6 +228,11 @@ class GaussianPolicy:
 
     def log_prob(self, params, obs, action) -> jax.Array:
         """log N(a; μ_θ(s), diag σ²)."""
+        if action is None or isinstance(action, (str, bytes)):
+            raise ValueError(f"action must be an array of shape ({self.action_dim},), "
+                             f"got {action!r}")
+        _checks.real("action", action)
+        _checks.finite("action", action)
         if jnp.shape(action) != (self.action_dim,):
             raise ValueError(f"action must have shape ({self.action_dim},), "
                              f"got {jnp.shape(action)}")
@@ -203,6 +245,8 @@ class GaussianPolicy:
 
     def kl(self, params_p, params_q, obs) -> jax.Array:
         """KL(π_p(· | s) ‖ π_q(· | s)) between the Gaussians of two parameter sets."""
+        _check_gaussian_params("params_p", params_p)
+        _check_gaussian_params("params_q", params_q)
         mp, lp = self.mean_and_log_std(params_p, obs)
         mq, lq = self.mean_and_log_std(params_q, obs)
         return D.gaussian_kl(mp, lp, mq, lq)
@@ -210,6 +254,14 @@ class GaussianPolicy:
     def mode(self, params, obs) -> jax.Array:
         """μ_θ(s)."""
         return self.mean_and_log_std(params, obs)[0]
+
+
+def _check_gaussian_params(name: str, params) -> None:
+    """A :class:`GaussianPolicy`'s parameters: a dict with ``"mean"`` and ``"log_std"``."""
+    if not (isinstance(params, Mapping) and "mean" in params and "log_std" in params):
+        raise ValueError(f"{name} must be a GaussianPolicy's parameters (a dict with 'mean' "
+                         f"and 'log_std', from init), got {type(params).__name__}")
+    _check_params(name, params)
 
 
 def for_env(env, hidden: tuple[int, ...] = (64, 64), **kwargs):

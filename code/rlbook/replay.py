@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rlbook import _checks
 
@@ -29,9 +30,47 @@ class Buffer(NamedTuple):
         return jax.tree_util.tree_leaves(self.data)[0].shape[0]
 
 
+def _check_leaves(name: str, tree) -> list:
+    """The leaves of ``tree``: at least one, each real (numbers or bools), finite where concrete.
+
+    ``None`` and strings are refused by name (a ``None`` is no leaf to JAX, so a tree of
+    nothing but ``None`` has no leaves and is refused as empty).
+    """
+    leaves = jax.tree_util.tree_leaves(tree)
+    if not leaves:
+        raise ValueError(f"{name} must be a pytree of arrays with at least one leaf, got {tree!r}")
+    for leaf in leaves:
+        if isinstance(leaf, (str, bytes)):
+            raise ValueError(f"{name} must hold arrays of numbers, got a leaf {leaf!r}")
+        _checks.real(name, leaf)
+        _checks.finite(name, leaf)
+    return leaves
+
+
+def _check_buffer(buffer) -> None:
+    if not isinstance(buffer, Buffer):
+        raise ValueError(f"buffer must be a replay.Buffer (replay.init), got {type(buffer).__name__}")
+
+
+def _check_fits(buffer: Buffer, name: str, tree, *, batched: bool = False) -> None:
+    """``tree`` has the pytree structure of the buffer's slots, and each leaf a slot's shape
+    (after a leading batch axis when ``batched``): a write never broadcasts or fails in XLA."""
+    want = jax.tree_util.tree_structure(buffer.data)
+    have = jax.tree_util.tree_structure(tree)
+    if have != want:
+        raise ValueError(f"{name} must have the structure of the buffer's slots {want}, got {have}")
+    for d, x in zip(jax.tree_util.tree_leaves(buffer.data), jax.tree_util.tree_leaves(tree)):
+        shape = np.shape(x)[1:] if batched else np.shape(x)
+        if (batched and np.ndim(x) == 0) or shape != np.shape(d)[1:]:
+            what = "[batch] + " if batched else ""
+            raise ValueError(f"{name} leaves must have shape {what}{np.shape(d)[1:]} (the "
+                             f"buffer's slot), got {np.shape(x)}")
+
+
 def init(capacity: int, example: Any) -> Buffer:
     """An empty buffer whose slots have the shapes and dtypes of ``example``."""
     _checks.positive_int("capacity", capacity)
+    _check_leaves("example", example)
     data = jax.tree_util.tree_map(
         lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example)
     return Buffer(data, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
@@ -39,6 +78,9 @@ def init(capacity: int, example: Any) -> Buffer:
 
 def add(buffer: Buffer, transition: Any) -> Buffer:
     """Write one transition at the pointer, overwriting the oldest when full."""
+    _check_buffer(buffer)
+    _check_fits(buffer, "transition", transition)
+    _check_leaves("transition", transition)
     cap = buffer.capacity
     data = jax.tree_util.tree_map(lambda d, x: d.at[buffer.pointer].set(x), buffer.data,
                                   transition)
@@ -47,6 +89,13 @@ def add(buffer: Buffer, transition: Any) -> Buffer:
 
 def add_batch(buffer: Buffer, transitions: Any) -> Buffer:
     """Write a batch of transitions (leading axis) in order."""
+    _check_buffer(buffer)
+    _check_fits(buffer, "transitions", transitions, batched=True)
+    leaves = _check_leaves("transitions", transitions)
+    sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in leaves}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(f"transitions must have one leading (batch) axis of the same size in "
+                         f"every leaf, got shapes {[jnp.shape(x) for x in leaves]}")
     n = jax.tree_util.tree_leaves(transitions)[0].shape[0]
     cap = buffer.capacity
     idx = (buffer.pointer + jnp.arange(n)) % cap
@@ -63,8 +112,7 @@ def sample(key: jax.Array, buffer: Buffer, batch_size: int) -> Any:
     ``learning_starts >= batch_size`` transitions are stored.
     """
     _checks.positive_int("batch_size", batch_size)
-    if not isinstance(buffer, Buffer):
-        raise ValueError(f"buffer must be a replay.Buffer (replay.init), got {type(buffer).__name__}")
+    _check_buffer(buffer)
     if _checks.is_concrete(buffer.size) and int(buffer.size) <= 0:
         raise ValueError("buffer must hold at least one transition before sampling")
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))

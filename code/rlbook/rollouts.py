@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rlbook import _checks
+from rlbook import _checks, envs, policies
 
 __all__ = ["RolloutState", "Trajectory", "Episodes", "init", "collect", "step_keys",
            "mean_episode_return", "first_episode_mask"]
@@ -97,6 +97,7 @@ class Episodes(NamedTuple):
 def init(key: jax.Array, env, env_params, n_envs: int) -> RolloutState:
     """Reset ``n_envs`` environments with keys ``jax.random.split(key, n_envs)``."""
     _checks.positive_int("n_envs", n_envs)
+    _check_env(env, env_params)
     obs, env_state = jax.vmap(env.reset, (0, None))(jax.random.split(key, n_envs), env_params)
     zeros = jnp.zeros((n_envs,), jnp.float32)
     return RolloutState(obs, env_state, zeros, jnp.zeros((n_envs,), jnp.int32))
@@ -121,7 +122,9 @@ def collect(key: jax.Array, policy, params, env, env_params, state: RolloutState
         ended. Pure and jittable (``policy``, ``env`` and ``n_steps`` static).
     """
     _checks.positive_int("n_steps", n_steps)
+    _check_env(env, env_params)
     _check_policy_fits_env(policy, env, env_params)
+    policies._check_params("params", params)
     if not isinstance(state, RolloutState):
         raise ValueError(f"state must be a RolloutState (rollouts.init), got {type(state).__name__}")
     n_envs = state.episode_return.shape[0]
@@ -143,6 +146,37 @@ def collect(key: jax.Array, policy, params, env, env_params, state: RolloutState
 
     state, (traj, episodes) = jax.lax.scan(one_step, state, step_keys(key, n_steps, n_envs))
     return state, traj, episodes
+
+
+# The parameter checks of rlbook's own environments, by environment class.
+_ENV_PARAMS_CHECKS = ((envs.CartPole, envs._check_cartpole), (envs.Pendulum, envs._check_pendulum),
+                      (envs.Tabular, envs._check_tabular))
+
+
+def _check_env(env, env_params) -> None:
+    """``env`` is an environment and ``env_params`` its parameters, refused by name.
+
+    For rlbook's environments the parameters get the environment's own checks (their
+    type, then their values where concrete), with the error naming ``env_params``; for
+    another environment with ``default_params``, ``env_params`` must be of that type.
+    """
+    if not (callable(getattr(env, "reset", None)) and callable(getattr(env, "step", None))):
+        raise ValueError(f"env must be an environment with reset and step methods "
+                         f"(rlbook.envs), got {env!r}")
+    if env_params is None or isinstance(env_params, (str, bytes)):
+        raise ValueError(f"env_params must be the parameters of {type(env).__name__}, "
+                         f"got {env_params!r}")
+    for cls, check in _ENV_PARAMS_CHECKS:
+        if isinstance(env, cls):
+            try:
+                check(env_params)
+            except ValueError as err:
+                raise ValueError(f"env_params do not suit {type(env).__name__}: {err}") from None
+            return
+    default = getattr(env, "default_params", None)
+    if default is not None and not isinstance(env_params, type(default)):
+        raise ValueError(f"env_params must be a {type(default).__name__} (the parameters of "
+                         f"{type(env).__name__}), got {type(env_params).__name__}")
 
 
 def _check_policy_fits_env(policy, env, env_params) -> None:
@@ -181,6 +215,12 @@ def step_keys(key: jax.Array, n_steps: int, n_envs: int) -> jax.Array:
 
 def mean_episode_return(episodes: Episodes) -> tuple[jax.Array, jax.Array]:
     """(mean undiscounted return of the episodes that ended, their number); mean 0 if none."""
+    if not isinstance(episodes, Episodes):
+        raise ValueError(f"episodes must be an Episodes (from rollouts.collect), "
+                         f"got {type(episodes).__name__}")
+    _checks.real("episodes.done", episodes.done)
+    _checks.real("episodes.returns", episodes.returns)
+    _checks.finite("episodes.returns", episodes.returns)
     count = jnp.sum(episodes.done)
     total = jnp.sum(jnp.where(episodes.done, episodes.returns, 0.0))
     return total / jnp.maximum(count, 1), count
@@ -189,6 +229,9 @@ def mean_episode_return(episodes: Episodes) -> tuple[jax.Array, jax.Array]:
 def first_episode_mask(done: jax.Array) -> jax.Array:
     """True at the steps of each environment's first episode in the stream, its last step
     included: ``mask[t] = no episode ended before t``; ``done`` and the result are [T, ...]."""
+    if done is None or isinstance(done, (str, bytes)):
+        raise ValueError(f"done must be an array of episode ends [T, ...], got {done!r}")
+    _checks.real("done", done)
     done = jnp.asarray(done, bool)
     if done.ndim < 1:
         raise ValueError(f"done must have a time axis first, got shape {done.shape}")

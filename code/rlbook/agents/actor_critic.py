@@ -197,7 +197,9 @@ def update(params, opt_state, optimizer, policy, batch: Batch, config: Config):
 
 
 def _flatten(traj, adv, tgt) -> Batch:
-    flat = lambda x: x.reshape((-1,) + x.shape[2:])
+    def flat(x):
+        return x.reshape((-1,) + x.shape[2:])
+
     return Batch(flat(traj.obs), flat(traj.action), flat(adv), flat(tgt))
 
 
@@ -279,6 +281,8 @@ def make_train(config: Config):
 
     trains every (λ, seed) pair for one compile.
     """
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be an actor_critic.Config, got {type(config).__name__}")
     step = make_step(config)
 
     def train(key, gae_lambda=None):
@@ -307,7 +311,10 @@ def update_loop(key, state: TrainState, config: Config):
     env_state, traj, _ = rollout(k_roll, policy, state.params, env, env_params, state.env,
                                  config.n_steps)
     T, N = traj.reward.shape
-    V = lambda obs: value(state.params["value"], obs)
+
+    def V(obs):
+        return value(state.params["value"], obs)
+
     # 2–3. TD errors and GAE, backwards in t, cut where an episode ended.
     adv = [[None] * N for _ in range(T)]
     for i in range(N):

@@ -120,4 +120,6 @@ def agent(config: Config) -> offpolicy.Agent:
 
 def make_train(config: Config):
     """``train(key) -> (state, metrics)`` for DDPG on Pendulum (see ``offpolicy.make_train``)."""
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a ddpg.Config, got {type(config).__name__}")
     return offpolicy.make_train(config, agent(config))

@@ -93,6 +93,7 @@ class DQNConfig:
             raise ValueError(f"hidden must be a non-empty tuple of widths, got {self.hidden!r}")
         for i, n in enumerate(self.hidden):
             _checks.positive_int(f"hidden[{i}]", n)
+        _checks.flag("use_target", self.use_target)
         _checks.positive("learning_rate", self.learning_rate)
         _checks.discount("gamma", self.gamma)
         _checks.positive("max_grad_norm", self.max_grad_norm)

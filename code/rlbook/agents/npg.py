@@ -24,7 +24,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from rlbook import _checks, envs, natural, policies
 from rlbook.agents import reinforce
@@ -156,6 +155,8 @@ def make_train(config: Config):
     The policy's initialization draws the same key as REINFORCE's ``make_train``, so
     the two start from the same θ₀ for the same seed.
     """
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a npg.Config, got {type(config).__name__}")
     env, _ = envs.make(config.env_name)
     policy = policies.for_env(env, config.hidden)
     step = make_step(config)

@@ -291,6 +291,11 @@ def make_train(config: Config, agent: Agent):
     per-period means of the agent's update metrics [E] (zero before the first update),
     and with ``value_states > 0`` ``q_estimate`` and ``true_return`` [E, value_states].
     """
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be an offpolicy.Config, got {type(config).__name__}")
+    if not isinstance(agent, Agent):
+        raise ValueError(f"agent must be an offpolicy.Agent (e.g. sac.agent(config)), "
+                         f"got {type(agent).__name__}")
     validate(config)
     obs_dim, act_dim = ENV.obs_dim, ENV.action_dim
     n_periods = config.total_steps // config.eval_every

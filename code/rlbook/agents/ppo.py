@@ -212,6 +212,8 @@ def make_train(config: Config):
     Pure and jittable; ``metrics`` leaves have shape [n_updates]. ``clip_eps``
     overrides ``config.clip_eps`` and may be traced.
     """
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a ppo.Config, got {type(config).__name__}")
     step = make_step(config)
 
     def train(key, clip_eps=None):

@@ -26,7 +26,16 @@ __all__ = ["step_size", "q_learning_update", "q_learning"]
 
 
 def step_size(count: jax.Array, omega, scale=1.0) -> jax.Array:
-    """α_n = c / n^ω for a visit count n ≥ 1 (c = ``scale``)."""
+    """α_n = c / n^ω for a visit count n ≥ 1 (c = ``scale``).
+
+    Concrete arguments must be real and finite, and ``count`` positive (a count of 0
+    would give an infinite step); traced ones are not checked.
+    """
+    _checks.real("count", count)
+    _checks.positive("count", count)
+    for name, x in (("omega", omega), ("scale", scale)):
+        _checks.real(name, x)
+        _checks.finite(name, x)
     return scale / jnp.asarray(count, jnp.result_type(float)) ** omega
 
 
@@ -38,7 +47,9 @@ def q_learning_update(q: jax.Array, s, a, r, s_next, alpha, gamma) -> jax.Array:
     an ``s``, ``a`` or ``s_next`` out of range makes the whole returned table NaN
     (never a read of the nearest valid index or a silently dropped write).
     """
+    _checks.real("q", q)
     _checks.ndim("q", q, 2)
+    _checks.finite("q", q)
     S, A = jnp.shape(q)
     _checks.index("s", s, S, what="a state index")
     _checks.index("a", a, A, what="an action index")
@@ -46,6 +57,7 @@ def q_learning_update(q: jax.Array, s, a, r, s_next, alpha, gamma) -> jax.Array:
     for name, x in (("r", r), ("alpha", alpha), ("gamma", gamma)):
         _checks.real(name, x)
         _checks.finite(name, x)
+    q = jnp.asarray(q)   # a numpy table gets JAX's .at (a JAX array is returned as it is)
     td = r + gamma * jnp.max(q[s_next]) - q[s, a]
     valid = (s >= 0) & (s < S) & (a >= 0) & (a < A) & (s_next >= 0) & (s_next < S)
     return _checks.nan_unless(valid, q.at[s, a].add(alpha * td))
@@ -68,6 +80,7 @@ def q_learning(key: jax.Array, mdp: mdp_lib.MDP, *, n_steps: int, omega=0.8, sca
     _checks.positive_int("log_every", log_every)
     if n_steps % log_every:
         raise ValueError(f"n_steps must be a multiple of log_every={log_every}, got {n_steps}")
+    _checks.real("omega", omega)
     if _checks.is_concrete(omega) and not 0.0 <= float(omega) <= 1.0:
         raise ValueError(f"omega must lie in [0, 1], got {float(omega)}")
     _checks.positive("scale", scale)

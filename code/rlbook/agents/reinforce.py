@@ -35,7 +35,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from rlbook import _checks, envs, policies, returns, rollouts
@@ -182,6 +181,8 @@ def make_train(config: Config):
     Pure and jittable; ``metrics`` holds one entry per update (leaves [n_updates]).
     Several seeds: ``jax.jit(jax.vmap(make_train(config)))(jax.random.split(key, 5))``.
     """
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a reinforce.Config, got {type(config).__name__}")
     _, _, policy, optimizer, _ = components(config)
     step = make_step(config)
 

@@ -335,6 +335,8 @@ def make_train(config: Config):
     overrides ``config.max_kl`` and may be traced, so ``jax.vmap`` over δ and over
     seeds shares one compile.
     """
+    if not isinstance(config, Config):
+        raise ValueError(f"config must be a trpo.Config, got {type(config).__name__}")
     step = make_step(config)
 
     def train(key, max_kl=None):
