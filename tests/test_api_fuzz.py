@@ -352,7 +352,8 @@ CASES: dict[str, Case] = {
 
 # --------------------------------------------------------------------------- what is not fuzzed
 
-_CLASS = "a class or constant: its constructor's checks are tested in test_validation.py"
+_CLASS = ("a class or constant (a NamedTuple of arrays, a config, an environment, a policy "
+          "family); configs and environment parameters are fuzzed field by field below")
 _INTERNAL = ("an agent's building block, called inside its jitted train on the agent's own "
              "state; the agent is validated where it is built (Config and make_train)")
 _BOOK = "the build driver (issue 20 moves it out of the package); tested in test_book.py"

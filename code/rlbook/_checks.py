@@ -18,18 +18,19 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def _numeric(name: str, x) -> np.ndarray:
+def _numeric(name: str, x, *, complex_ok: bool = False) -> np.ndarray:
     """``x`` as a numpy array of real numbers, or a ``ValueError`` naming ``name``.
 
-    Strings, ``None``, objects and complex numbers are refused here, so that they
-    never reach numpy's own ``TypeError`` (which names no argument).
+    Strings, ``None``, objects and complex numbers (unless ``complex_ok``) are refused
+    here, so that they never reach numpy's own ``TypeError`` (which names no argument).
     """
     try:
         a = np.asarray(x)
     except Exception as err:  # ragged lists and the like
         raise ValueError(f"{name} must be a real number or an array of them, got {x!r}") from err
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a real number or an array of them, got {x!r}")
+    if a.dtype.kind not in ("biufc" if complex_ok else "biuf"):
+        kind = "number" if complex_ok else "real number"
+        raise ValueError(f"{name} must be a {kind} or an array of them, got {x!r}")
     return a
 
 
@@ -100,11 +101,12 @@ def probabilities(name: str, p, *, axis: int = -1, atol: float = 1e-6) -> None:
         raise ValueError(f"{name} must sum to 1 along axis {axis} (largest deviation {worst:.3g})")
 
 
-def finite(name: str, x) -> None:
-    """Every entry of ``x`` is a finite real number (checked only when concrete)."""
+def finite(name: str, x, *, complex_ok: bool = False) -> None:
+    """Every entry of ``x`` is a finite real number (or complex, with ``complex_ok``),
+    checked only when concrete."""
     if not is_concrete(x):
         return
-    a = _numeric(name, x)
+    a = _numeric(name, x, complex_ok=complex_ok)
     if not np.all(np.isfinite(a)):
         bad = a[~np.isfinite(a)].ravel()[:3]
         raise ValueError(f"{name} must be finite, got {bad}")

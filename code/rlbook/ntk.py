@@ -124,20 +124,6 @@ def _check_kernel(K, rho=_ABSENT, delta=_ABSENT) -> None:
         _checks.finite("delta", delta)
 
 
-def _finite_complex(name: str, x) -> None:
-    """Every entry of a concrete ``x`` is a finite real or complex number (not None, a string)."""
-    if not _checks.is_concrete(x):
-        return
-    try:
-        a = np.asarray(x)
-    except Exception as err:  # ragged lists and the like
-        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}") from err
-    if a.dtype.kind not in "biufc":
-        raise ValueError(f"{name} must be a number or an array of numbers, got {x!r}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite, got {a[~np.isfinite(a)].ravel()[:3]}")
-
-
 def linearized_step(K: jax.Array, rho: jax.Array, delta: jax.Array, alpha) -> jax.Array:
     r"""The first-order change of Q under the semi-gradient step: α K D_ρ δ, shape [n].
 
@@ -291,7 +277,7 @@ def heavy_ball_rate(eigs: jax.Array, alpha, beta) -> jax.Array:
     recurrence whose characteristic roots are these. The iteration converges
     iff every returned value is below 1 (theorem tdd-thm-momentum). Shape of ``eigs``.
     """
-    _finite_complex("eigs", eigs)
+    _checks.finite("eigs", eigs, complex_ok=True)
     _checks.positive("alpha", alpha)
     _checks.positive("beta", beta, strict=False)
     lam = jnp.asarray(eigs).astype(jnp.result_type(complex))
