@@ -727,3 +727,25 @@ def test_replay_refuses_a_transition_of_another_shape():
     with pytest.raises(ValueError, match="transitions leaves must have shape"):
         replay.add_batch(buf, {"x": jnp.zeros(2), "r": jnp.zeros(())})
     assert int(replay.add(buf, {"x": jnp.ones(2), "r": 1.0}).size) == 1
+
+
+def test_optimal_coefficient_refuses_a_constant_control():
+    g = jnp.array([1.0, 2.0, 4.0])
+    with pytest.raises(ValueError, match="controls must vary"):
+        E.optimal_coefficient(g, jnp.full(3, 0.1))
+    np.testing.assert_allclose(E.optimal_coefficient(g, g), 1.0, rtol=1e-6)
+    assert bool(jnp.isnan(jax.jit(E.optimal_coefficient)(g, jnp.full(3, 0.5))))
+
+
+def test_score_function_term_takes_a_pytree_baseline():
+    """One baseline per coordinate, given as a pytree like θ (a dict's ndim is 0 too)."""
+    f = lambda x, th: jnp.sum(th["w"] * x)                      # noqa: E731
+    log_prob = lambda th, x: -0.5 * jnp.sum((x - th["w"]) ** 2)  # noqa: E731
+    theta, x = {"w": jnp.array([0.3, -0.2])}, jnp.array([1.0, 0.5])
+    b = {"w": jnp.array([0.1, 0.7])}
+    got = E.score_function_term(f, log_prob, theta, x, baseline=b)
+    fx = float(f(x, theta))
+    want = (fx - b["w"]) * (x - theta["w"]) + x                 # score of N(w, I) is x − w
+    np.testing.assert_allclose(got["w"], want, rtol=1e-6)
+    scalar = E.score_function_term(f, log_prob, theta, x, baseline=0.1)
+    np.testing.assert_allclose(scalar["w"], (fx - 0.1) * (x - theta["w"]) + x, rtol=1e-6)

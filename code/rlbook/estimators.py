@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rlbook import _checks
 
@@ -104,7 +105,9 @@ def score_function_term(f: Fn, log_prob: Fn, theta, x, baseline=0.0):
     fx, grad_f = jax.value_and_grad(f, argnums=1)(x, theta)
     score = jax.grad(log_prob)(theta, x)
     fx = jax.lax.stop_gradient(fx)
-    if isinstance(baseline, (int, float)) or jnp.ndim(baseline) == 0:
+    # a scalar b (a leaf of no dimensions); a dict's jnp.ndim is 0 too, so test the structure
+    if jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(baseline)) and \
+            jnp.ndim(baseline) == 0:
         return jax.tree.map(lambda s, g: (fx - baseline) * s + g, score, grad_f)
     return jax.tree.map(lambda s, g, b: (fx - b) * s + g, score, grad_f, baseline)
 
@@ -200,7 +203,8 @@ def optimal_coefficient(estimates: jax.Array, controls: jax.Array) -> jax.Array:
     """β* = Cov(g, c)/Var(c), estimated from n paired samples (leading axis), per coordinate.
 
     Estimated from the same samples it is then applied to, β* makes the controlled average
-    biased by O(1/n); estimate it on separate samples when that matters.
+    biased by O(1/n); estimate it on separate samples when that matters. A concrete control
+    constant over the samples is refused; under ``jit`` its coordinate of β* is NaN.
     """
     for name, x in (("estimates", estimates), ("controls", controls)):
         _checks.real(name, x)
@@ -211,6 +215,9 @@ def optimal_coefficient(estimates: jax.Array, controls: jax.Array) -> jax.Array:
     if jnp.ndim(estimates) < 1 or jnp.shape(estimates)[0] < 2:
         raise ValueError(f"estimates must have a sample axis of length >= 2 first, "
                          f"got shape {jnp.shape(estimates)}")
+    if _checks.is_concrete(controls) and np.any(np.ptp(np.asarray(controls), axis=0) == 0):
+        raise ValueError("controls must vary across samples in every coordinate (Var(c) = 0 "
+                         "leaves β* = Cov(g, c)/Var(c) undefined)")
     g = estimates - jnp.mean(estimates, axis=0)
     c = controls - jnp.mean(controls, axis=0)
     return jnp.sum(g * c, axis=0) / jnp.sum(c * c, axis=0)
