@@ -96,6 +96,7 @@ _log_prob = lambda th, x: -0.5 * jnp.sum((x - th) ** 2, -1)  # noqa: E731
 _log_q = lambda x: -0.5 * jnp.sum(x ** 2, -1)               # noqa: E731
 _rsample = lambda key, th: th + jax.random.normal(key, (2,))  # noqa: E731
 _r = jnp.array([1.0, 0.0, 2.0])
+_obs3 = jnp.array([[1.0, 0.0, 0.1], [0.6, 0.8, -0.3]])      # two Pendulum observations
 _disc = jnp.full(3, 0.9)
 _done = jnp.array([False, True, False])
 
@@ -345,6 +346,52 @@ CASES: dict[str, Case] = {
                                                        env_params=_cpp)),
     "agents.offpolicy.make_train": Case(offpolicy.make_train, dict(config=sac.Config(),
                                                                    agent=sac.agent(sac.Config()))),
+    # the agents' building blocks that take arrays (not an agent's state)
+    "agents.dqn.q_values": Case(dqn.q_values, dict(params=nets.mlp_init(K, (4, 8, 2)),
+                                                   obs=jnp.ones(4) * 0.1)),
+    "agents.dqn.epsilon_greedy": Case(dqn.epsilon_greedy, dict(key=K, q=_q, eps=0.1)),
+    "agents.dqn.targets": Case(dqn.targets, dict(q_next=_q, reward=_r, terminated=_done,
+                                                 gamma=0.9)),
+    "agents.dqn.epsilon": Case(dqn.epsilon, dict(config=dqn.DQNConfig(), t=jnp.array(5))),
+    "agents.offpolicy.td_target": Case(offpolicy.td_target, dict(reward=_r, terminated=_done,
+                                                                 gamma=0.9, next_value=_v)),
+    "agents.offpolicy.soft_update": Case(offpolicy.soft_update, dict(target=_params,
+                                                                     online=_params, tau=0.05)),
+    "agents.offpolicy.mlp": Case(offpolicy.mlp, dict(params=_params, x=_x3)),
+    "agents.offpolicy.actor_apply": Case(offpolicy.actor_apply, dict(params=_params, obs=_x3)),
+    "agents.offpolicy.critic_apply": Case(offpolicy.critic_apply, dict(
+        params=nets.mlp_init(K, (3, 4, 1)), obs=_x3, action=_x3[:, :1])),
+    "agents.offpolicy.twin_critic_init": Case(offpolicy.twin_critic_init,
+                                              dict(key=K, sizes=(3, 4, 1))),
+    "agents.offpolicy.twin_critic_apply": Case(offpolicy.twin_critic_apply, dict(
+        params=offpolicy.twin_critic_init(K, (3, 4, 1)), obs=_x3, action=_x3[:, :1])),
+    "agents.offpolicy.discounted_return": Case(offpolicy.discounted_return, dict(
+        policy=lambda o: jnp.zeros(1), obs=jnp.array([1.0, 0.0, 0.1]), gamma=0.9, horizon=5)),
+    "agents.offpolicy.evaluate": Case(offpolicy.evaluate, dict(
+        key=K, policy=lambda o: jnp.zeros(1, o.dtype), n_episodes=1)),
+    "agents.ppo.clipped_objective": Case(ppo.clipped_objective, dict(
+        ratio=jnp.array([0.8, 1.0, 1.3]), advantage=_r - 1.0, clip_eps=0.2)),
+    "agents.sac.policy": Case(sac.policy, dict(actor_params=nets.mlp_init(K, (3, 4, 2)),
+                                               obs=_obs3)),
+    "agents.sac.sample_action": Case(sac.sample_action, dict(
+        key=K, actor_params=nets.mlp_init(K, (3, 4, 2)), obs=_obs3)),
+    "agents.sac.temperature_loss": Case(sac.temperature_loss, dict(
+        log_temperature=jnp.array(0.1), logp=_r, target_entropy=-1.0)),
+    "agents.svg.policy_action": Case(svg.policy_action, dict(mean=_mean, log_std=_log_std,
+                                                             eta=_g)),
+    "agents.svg.infer_policy_noise": Case(svg.infer_policy_noise, dict(
+        mean=_mean, log_std=_log_std, action=jnp.array([0.2, -0.5]))),
+    "agents.svg.dynamics_sample": Case(svg.dynamics_sample, dict(mean_next=_mean, std=0.1,
+                                                                 xi=_g)),
+    "agents.svg.infer_dynamics_noise": Case(svg.infer_dynamics_noise, dict(
+        mean_next=_mean, std=0.1, next_obs=-_mean)),
+    "agents.svg.pendulum_model": Case(svg.pendulum_model, dict(obs=jnp.array([1.0, 0.0, 0.1]),
+                                                               action=jnp.array([0.3]))),
+    "agents.trpo.line_search": Case(trpo.line_search, dict(
+        objective=lambda p: -jnp.sum(p ** 2), kl=_kl, params=_th, full_step=-_th, max_kl=0.5,
+        backtrack_coef=0.5, backtrack_iters=5)),
+    "agents.fqi.maximize": Case(fqi.maximize, dict(q=lambda a: -jnp.sum((a - 0.3) ** 2), dim=1,
+                                                   n_starts=3, n_steps=5)),
     "text.plain": Case(text.plain, dict(value=np.float32(0.5))),
     "plotting.mean_and_band": Case(plotting.mean_and_band, dict(y=np.arange(12.0).reshape(3, 4),
                                                                 confidence=0.95)),
@@ -383,7 +430,7 @@ def _exempt_module_names():
             if inspect.isclass(obj) or not callable(obj):
                 out[key] = _CLASS
             elif mod_name.startswith("agents.") and mod_name != "agents.qlearning" \
-                    and name != "make_train":
+                    and name != "make_train" and key not in CASES:
                 out[key] = _INTERNAL
     return out
 

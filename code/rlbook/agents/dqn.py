@@ -170,17 +170,26 @@ def make_optimizer(config: DQNConfig) -> optax.GradientTransformation:
 
 def q_values(params, obs: jax.Array) -> jax.Array:
     """Q_φ(s, ·) for observations of shape [..., obs_dim]; shape [..., n_actions]."""
+    nets._check_apply(params, obs, "obs")
     return nets.mlp_apply(params, obs, activation=jax.nn.relu)
 
 
 def epsilon(config: DQNConfig, t: jax.Array) -> jax.Array:
     """ε_t, decaying linearly from ``epsilon_start`` to ``epsilon_end`` over ``epsilon_steps``."""
+    if not isinstance(config, DQNConfig):
+        raise ValueError(f"config must be a DQNConfig, got {type(config).__name__}")
+    _checks.positive("t", t, strict=False)
     frac = jnp.minimum(jnp.asarray(t, jnp.float32) / config.epsilon_steps, 1.0)
     return config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
 
 
 def epsilon_greedy(key: jax.Array, q: jax.Array, eps: jax.Array) -> jax.Array:
     """With probability ε a uniform action, else argmax_a q[..., a]; q of shape [..., A]."""
+    _checks.finite("q", q)
+    if not hasattr(q, "shape") or np.ndim(q) < 1 or np.shape(q)[-1] < 1:
+        raise ValueError(f"q must be an array of shape [..., n_actions] with n_actions >= 1, "
+                         f"got {type(q).__name__} of shape {np.shape(q)}")
+    _checks.interval("eps", eps, 0.0, 1.0, scalar=False)
     u = jax.random.uniform(key, (2,) + q.shape[:-1], jnp.float32)
     random_action = jnp.minimum(jnp.floor(u[1] * q.shape[-1]), q.shape[-1] - 1)
     return jnp.where(u[0] < eps, random_action.astype(jnp.int32),
@@ -211,6 +220,19 @@ def targets(q_next: jax.Array, reward: jax.Array, terminated: jax.Array, gamma) 
 
     Only termination masks the bootstrap; truncation does not appear here at all.
     """
+    for name, x in (("q_next", q_next), ("reward", reward), ("terminated", terminated)):
+        _checks.finite(name, x)
+        if not hasattr(x, "dtype"):
+            raise ValueError(f"{name} must be an array (jax or numpy), got {type(x).__name__}")
+    if np.ndim(q_next) < 1:
+        raise ValueError(f"q_next must have shape [B, A], got shape {np.shape(q_next)}")
+    try:
+        np.broadcast_shapes(np.shape(reward), np.shape(terminated), np.shape(q_next)[:-1])
+    except ValueError:
+        raise ValueError(f"reward {np.shape(reward)}, terminated {np.shape(terminated)} and "
+                         f"q_next {np.shape(q_next)} must have matching batch shapes ([B], [B] "
+                         f"and [B, A])") from None
+    _checks.discount("gamma", gamma, allow_one=True)
     return reward + gamma * (1.0 - terminated.astype(reward.dtype)) * jnp.max(q_next, axis=-1)
 
 

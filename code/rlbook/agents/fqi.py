@@ -79,6 +79,12 @@ def maximize(q, dim: int = 1, n_starts: int = 3, n_steps: int = 15, step0: float
     scale of q, resolution step0 · decay^(n_steps−1). Returns (a*, q(a*)). Costs
     n_starts · n_steps evaluations of q and its gradient: the price of the explicit max.
     """
+    if not callable(q):
+        raise ValueError(f"q must be callable (a -> q(a), a scalar), got {q!r}")
+    for name, n in (("dim", dim), ("n_starts", n_starts), ("n_steps", n_steps)):
+        _checks.positive_int(name, n)
+    _checks.positive("step0", step0)
+    _checks.interval("decay", decay, 0.0, 1.0, low_open=True)
     f32 = jnp.float32
     starts = jnp.linspace(-0.6, 0.6, n_starts, dtype=f32)[:, None] * jnp.ones((1, dim), f32)
     grad = jax.grad(q)

@@ -28,11 +28,12 @@ the environment is stepped. See the chapter on DDPG, TD3 and SAC (``cc-``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from rlbook import _checks, envs, nets, replay
@@ -153,6 +154,17 @@ def td_target(reward: jax.Array, terminated: jax.Array, gamma, next_value: jax.A
     ``terminated`` marks an absorbing state; a time-limit truncation is *not* a
     termination and must not be passed here (Pardo et al. 2018). Shapes [B].
     """
+    for name, x in (("reward", reward), ("terminated", terminated), ("next_value", next_value)):
+        _checks.finite(name, x)
+        if not (hasattr(x, "dtype") or (name == "next_value" and isinstance(x, (int, float)))):
+            raise ValueError(f"{name} must be an array (jax or numpy), got {type(x).__name__}")
+    try:
+        np.broadcast_shapes(np.shape(reward), np.shape(terminated), np.shape(next_value))
+    except ValueError:
+        raise ValueError(f"reward {np.shape(reward)}, terminated {np.shape(terminated)} and "
+                         f"next_value {np.shape(next_value)} must have matching shapes "
+                         f"([B] each)") from None
+    _checks.discount("gamma", gamma, allow_one=True)
     return reward + gamma * (1.0 - terminated.astype(reward.dtype)) * next_value
 
 
@@ -163,11 +175,13 @@ def mlp(params, x):
 
 def actor_apply(params, obs):
     """μ_θ(s) = tanh(MLP(s)) ∈ [−1, 1]^D, for obs [..., obs_dim]."""
+    nets._check_apply(params, obs, "obs")
     return jnp.tanh(mlp(params, obs))
 
 
 def critic_apply(params, obs, action):
     """Q_φ(s, a) = MLP([s, a]), shape [...] for obs [..., obs_dim] and action [..., D]."""
+    _check_critic_inputs(params, obs, action, twin=False)
     return mlp(params, jnp.concatenate([obs, action], axis=-1))[..., 0]
 
 
@@ -178,7 +192,34 @@ def twin_critic_init(key, sizes):
 
 def twin_critic_apply(params, obs, action):
     """(Q_φ1(s, a), Q_φ2(s, a)) stacked: shape [2, ...]."""
+    _check_critic_inputs(params, obs, action, twin=True)
     return jax.vmap(critic_apply, (0, None, None))(params, obs, action)
+
+
+def _check_critic_inputs(params, obs, action, *, twin: bool) -> None:
+    """``params`` a critic's layers (stacked on a leading axis of 2 when ``twin``), ``obs``
+    [..., obs_dim] and ``action`` [..., D] finite (when concrete) with the same leading axes
+    and obs_dim + D the first layer's fan-in. Shapes only on tracers."""
+    what = "twin_critic_init" if twin else "nets.mlp_init"
+    if not isinstance(params, (list, tuple)) or not params or not all(
+            isinstance(layer, Mapping) and "w" in layer and "b" in layer for layer in params):
+        raise ValueError(f"params must be a non-empty list of {{'w', 'b'}} layers ({what}), "
+                         f"got {type(params).__name__}")
+    w_shape = np.shape(params[0]["w"])
+    if len(w_shape) != (3 if twin else 2) or (twin and w_shape[0] != 2):
+        raise ValueError(f"params must be {'two stacked critics' if twin else 'one critic'} "
+                         f"({what}): the first weight has shape {w_shape}")
+    for name, x in (("obs", obs), ("action", action)):
+        _checks.finite(name, x)
+        if np.ndim(x) < 1:
+            raise ValueError(f"{name} must have shape [..., {name}_dim], got shape {np.shape(x)}")
+    if np.shape(obs)[:-1] != np.shape(action)[:-1]:
+        raise ValueError(f"obs {np.shape(obs)} and action {np.shape(action)} must have the same "
+                         f"leading axes")
+    if np.shape(obs)[-1] + np.shape(action)[-1] != w_shape[-2]:
+        raise ValueError(f"obs [..., {np.shape(obs)[-1]}] and action [..., "
+                         f"{np.shape(action)[-1]}] must together have the first layer's input "
+                         f"size {w_shape[-2]}")
 
 
 def critic_loss(critic_params, apply: Callable, batch: Transition, target: jax.Array):
@@ -203,6 +244,23 @@ def actor_step(optimizer, actor_params, opt_state, loss_fn, *args):
 
 def soft_update(target, online, tau):
     """φ̄ ← τ φ + (1 − τ) φ̄ (Polyak averaging; ``optax.incremental_update``)."""
+    _checks.interval("tau", tau, 0.0, 1.0)
+    target_leaves, target_def = jax.tree_util.tree_flatten(target)
+    online_leaves, online_def = jax.tree_util.tree_flatten(online)
+    if target_def != online_def:
+        raise ValueError(f"target and online must be pytrees of the same structure, got "
+                         f"{type(target).__name__} with {len(target_leaves)} leaves and "
+                         f"{type(online).__name__} with {len(online_leaves)}")
+    for name, leaves in (("target", target_leaves), ("online", online_leaves)):
+        for leaf in leaves:
+            dtype = getattr(leaf, "dtype", None)
+            dtype = np.asarray(leaf).dtype if dtype is None else np.dtype(dtype)
+            if dtype.kind not in "biuf":
+                raise ValueError(f"{name} must hold real-valued arrays, got a leaf {leaf!r}")
+    for t, o in zip(target_leaves, online_leaves):
+        if np.shape(t) != np.shape(o):
+            raise ValueError(f"target and online must have the same shapes, got {np.shape(t)} "
+                             f"and {np.shape(o)}")
     return optax.incremental_update(online, target, tau)
 
 
@@ -219,6 +277,7 @@ def _env_step(key, env_state, action):
 
 def evaluate(key, policy: Callable, n_episodes: int):
     """Mean undiscounted return of the deterministic ``policy(obs) -> a`` over fresh episodes."""
+    _check_policy(policy)
     _checks.size("n_episodes", n_episodes)
 
     def episode(k):
@@ -227,7 +286,9 @@ def evaluate(key, policy: Callable, n_episodes: int):
 
         def body(carry, k_step):
             obs, state = carry
-            obs, state, step = _env_step(k_step, state, policy(obs))
+            action = policy(obs)
+            obs, state, step = _env_step(k_step, state, action)
+            _check_policy_step(carry, (obs, state), action, carry[0].dtype)
             return (obs, state), step.reward
 
         _, rewards = jax.lax.scan(body, (obs, state),
@@ -244,17 +305,50 @@ def discounted_return(policy: Callable, obs: jax.Array, gamma, horizon: int):
     raw dynamics ``step_env`` with no time limit, the infinite-horizon return that a
     critic bootstrapped through truncation estimates (up to γ^H).
     """
+    _check_policy(policy)
+    _checks.finite("obs", obs)
+    if not (hasattr(obs, "dtype") and jnp.issubdtype(obs.dtype, jnp.floating)
+            and np.shape(obs) == (ENV.obs_dim,)):
+        raise ValueError(f"obs must be one Pendulum observation (cos θ, sin θ, θ̇), a float array "
+                         f"of shape ({ENV.obs_dim},), got {type(obs).__name__} of shape "
+                         f"{np.shape(obs)}")
+    _checks.discount("gamma", gamma, allow_one=True)
     _checks.size("horizon", horizon)
     state = envs.PendulumState(jnp.arctan2(obs[1], obs[0]), obs[2], jnp.asarray(0, jnp.int32))
 
     def body(carry, _):
         state, obs, disc = carry
-        state, obs, reward, _ = ENV.step_env(state, policy(obs) * ENV.action_high, PARAMS)
-        return (state, obs, disc * gamma), disc * reward
+        action = policy(obs)
+        state, obs, reward, _ = ENV.step_env(state, action * ENV.action_high, PARAMS)
+        _check_policy_step(carry[:2], (state, obs), action, carry[1].dtype)
+        next_disc = disc * gamma
+        if np.shape(next_disc) != np.shape(disc) or next_disc.dtype != disc.dtype:
+            raise ValueError(f"gamma must be a scalar that keeps obs's dtype {disc.dtype}, "
+                             f"got {gamma!r}")
+        return (state, obs, next_disc), disc * reward
 
     _, rewards = jax.lax.scan(body, (state, obs, jnp.asarray(1.0, obs.dtype)), None,
                               length=horizon)
     return jnp.sum(rewards)
+
+
+def _check_policy(policy) -> None:
+    if not callable(policy):
+        raise ValueError(f"policy must be callable (obs -> action), got {policy!r}")
+
+
+def _check_policy_step(before, after, action, obs_dtype) -> None:
+    """At trace time, in a rollout's scan body: the environment state and observation after a
+    step have the types they had before, else the policy's action changed them (a float64
+    action under x64 promotes the float32 state), which ``lax.scan`` would refuse obscurely."""
+    def types(tree):
+        return [(np.shape(x), getattr(x, "dtype", type(x))) for x in jax.tree_util.tree_leaves(tree)]
+
+    if types(before) != types(after):
+        raise TypeError(f"policy must return actions of dtype {obs_dtype} (the observations') "
+                        f"and shape ({ENV.action_dim},), got dtype "
+                        f"{getattr(action, 'dtype', type(action).__name__)} and shape "
+                        f"{np.shape(action)}")
 
 
 # --------------------------------------------------------------------------- the training loop

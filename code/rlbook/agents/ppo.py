@@ -108,6 +108,8 @@ def clipped_objective(ratio, advantage, clip_eps) -> jax.Array:
     term (Â > 0 and r < 1 + ε, or Â < 0 and r > 1 − ε) and 0 elsewhere (chapter
     ``tr-thm-clip-gradient``).
     """
+    _checks.positive("ratio", ratio, strict=False)
+    _checks.finite("advantage", advantage)
     if np.shape(ratio) != np.shape(advantage):
         raise ValueError(f"ratio and advantage must have one shape, got {np.shape(ratio)} "
                          f"and {np.shape(advantage)}")

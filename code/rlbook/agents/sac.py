@@ -17,10 +17,12 @@ Chapter label ``cc-sac``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from rlbook import _checks, distributions, nets
@@ -79,8 +81,30 @@ def init(key, obs_dim: int, act_dim: int, config: Config) -> State:
                  optax.adam(config.temperature_lr).init(log_t))
 
 
+def _check_actor(actor_params, obs) -> None:
+    """``actor_params`` an actor of :func:`init` (a non-empty list of ``{"w", "b"}`` layers with
+    an even output width, mean and log σ) and ``obs`` finite (when concrete) of shape
+    [..., obs_dim], refused by their own names (``nets.mlp_apply`` would name them ``params``
+    and ``x``). Shapes only on tracers; the parameters' values are not read."""
+    if not isinstance(actor_params, (list, tuple)) or not actor_params or not all(
+            isinstance(layer, Mapping) and "w" in layer and "b" in layer
+            for layer in actor_params):
+        raise ValueError(f"actor_params must be a non-empty list of {{'w', 'b'}} layers "
+                         f"(sac.init), got {type(actor_params).__name__}")
+    _checks.finite("obs", obs)
+    first, last = np.shape(actor_params[0]["w"]), np.shape(actor_params[-1]["w"])
+    obs_dim = first[-2] if len(first) >= 2 else None
+    if np.ndim(obs) < 1 or (obs_dim is not None and np.shape(obs)[-1] != obs_dim):
+        raise ValueError(f"obs must have shape [..., {obs_dim}] (the actor's input size), "
+                         f"got shape {np.shape(obs)}")
+    if len(last) >= 1 and last[-1] % 2:
+        raise ValueError(f"actor_params must output 2·act_dim values (mean and log σ), got "
+                         f"an output width of {last[-1]}")
+
+
 def policy(actor_params, obs):
     """(μ_θ(s), log σ_θ(s)), log σ squashed into [LOG_STD_MIN, LOG_STD_MAX]; shapes [..., D]."""
+    _check_actor(actor_params, obs)
     out = offpolicy.mlp(actor_params, obs)
     mean, raw = jnp.split(out, 2, axis=-1)
     log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
@@ -89,6 +113,8 @@ def policy(actor_params, obs):
 
 def sample_action(key, actor_params, obs):
     """(a, log π_θ(a | s)) for a batch of obs [B, obs_dim]: a = tanh(μ + σ ε), one key per row."""
+    _check_actor(actor_params, obs)
+    _checks.ndim("obs", obs, 2)
     mean, log_std = policy(actor_params, obs)
     keys = jax.random.split(key, mean.shape[0])
     return jax.vmap(distributions.tanh_gaussian_sample_and_log_prob)(keys, mean, log_std)
@@ -111,6 +137,9 @@ def actor_loss(actor_params, critic_params, log_temperature, key, obs):
 
 def temperature_loss(log_temperature, logp, target_entropy):
     """−log β · mean_B (log π + H̄): β rises when the entropy −E log π is below H̄."""
+    _checks.finite("log_temperature", log_temperature)
+    _checks.finite("logp", logp)
+    _checks.finite("target_entropy", target_entropy)
     return -log_temperature * jnp.mean(jax.lax.stop_gradient(logp) + target_entropy)
 
 

@@ -178,6 +178,12 @@ def bpo_gradient_recursion(theta, s0, policy: Callable, model: Callable,
 
 def policy_action(mean, log_std, eta):
     """a = tanh(μ + σ ⊙ η): the tanh-Gaussian policy as a function of its noise η."""
+    _checks.finite("mean", mean)
+    _checks.finite("log_std", log_std)
+    _checks.finite("eta", eta)
+    if jnp.shape(eta) != jnp.shape(mean):
+        raise ValueError(f"eta must have the shape of mean {jnp.shape(mean)}, "
+                         f"got {jnp.shape(eta)}")
     return jnp.tanh(mean + jnp.exp(log_std) * eta)
 
 
@@ -186,6 +192,10 @@ def infer_policy_noise(mean, log_std, action, eps: float = 1e-6):
 
     ``action`` is clipped to ±(1 − eps) first, where atanh is finite (``mb-eq-inference``).
     """
+    _checks.finite("mean", mean)
+    _checks.finite("log_std", log_std)
+    _checks.finite("action", action)
+    _checks.interval("eps", eps, 0.0, 1.0, high_open=True)
     if jnp.shape(action) != jnp.shape(mean):
         raise ValueError(f"action must have the shape of mean {jnp.shape(mean)}, "
                          f"got {jnp.shape(action)}")
@@ -195,11 +205,19 @@ def infer_policy_noise(mean, log_std, action, eps: float = 1e-6):
 
 def dynamics_sample(mean_next, std, xi):
     """s' = f(s, a) + σ ⊙ ξ: the Gaussian model as a function of its noise ξ."""
+    _checks.finite("mean_next", mean_next)
+    _checks.positive("std", std, strict=False)
+    _checks.finite("xi", xi)
+    if jnp.shape(xi) != jnp.shape(mean_next):
+        raise ValueError(f"xi must have the shape of mean_next {jnp.shape(mean_next)}, "
+                         f"got {jnp.shape(xi)}")
     return mean_next + std * xi
 
 
 def infer_dynamics_noise(mean_next, std, next_obs):
     """ξ = (s' − f(s, a)) / σ, the noise for which :func:`dynamics_sample` returns s'."""
+    _checks.finite("mean_next", mean_next)
+    _checks.finite("next_obs", next_obs)
     if jnp.shape(next_obs) != jnp.shape(mean_next):
         raise ValueError(f"next_obs must have the shape of mean_next {jnp.shape(mean_next)}, "
                          f"got {jnp.shape(next_obs)}")
@@ -220,6 +238,14 @@ def pendulum_model(obs, action):
     atan2 and the step is ``envs.Pendulum.step_env``, so f is the environment's own
     dynamics and keeps the dtype of ``obs``.
     """
+    _checks.finite("obs", obs)
+    if jnp.shape(obs) != (3,):
+        raise ValueError(f"obs must be one Pendulum observation (cos θ, sin θ, θ̇) of shape (3,), "
+                         f"got shape {jnp.shape(obs)}")
+    _checks.finite("action", action)
+    if jnp.size(action) != 1:
+        raise ValueError(f"action must hold one normalized torque, got shape "
+                         f"{jnp.shape(action)}")
     state = envs.PendulumState(jnp.arctan2(obs[1], obs[0]), obs[2], jnp.asarray(0, jnp.int32))
     _, next_obs, reward, _ = ENV.step_env(state, action * ENV.action_high, PARAMS)
     return reward, next_obs

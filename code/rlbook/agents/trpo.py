@@ -174,14 +174,25 @@ class LineSearch(NamedTuple):
     n_tried: jax.Array
 
 
-def _check_line_search(params, full_step, max_kl, backtrack_coef, backtrack_iters):
+def _check_line_search(objective, kl, params, full_step, max_kl, backtrack_coef,
+                       backtrack_iters):
+    """The arguments of :func:`line_search` and :func:`line_search_loop`, refused by name;
+    traced values (inside the jitted update) get their shapes checked only."""
+    for name, f in (("objective", objective), ("kl", kl)):
+        if not callable(f):
+            raise TypeError(f"{name} must be a callable of a parameter pytree, got {f!r}")
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        raise ValueError(f"params must be a pytree of parameter arrays, got {params!r}")
+    for leaf in leaves:
+        _checks.finite("params", leaf)
+    _checks.finite("full_step", full_step)
     n = ravel_pytree(params)[0].shape[0]
     if np.shape(full_step) != (n,):
         raise ValueError(f"full_step must be a flat vector of shape ({n},), "
                          f"got {np.shape(full_step)}")
     _checks.positive("max_kl", max_kl)
-    if not 0.0 < backtrack_coef < 1.0:
-        raise ValueError(f"backtrack_coef must lie in (0, 1), got {backtrack_coef}")
+    _checks.interval("backtrack_coef", backtrack_coef, 0.0, 1.0, low_open=True, high_open=True)
     _checks.positive_int("backtrack_iters", backtrack_iters)
 
 
@@ -198,7 +209,8 @@ def line_search(objective, kl, params, full_step, max_kl, *, backtrack_coef=0.5,
     passes, θ is kept. Pure and jittable (``objective`` and ``kl`` are pure
     functions of parameter pytrees; ``kl`` as in ``rlbook.natural``).
     """
-    _check_line_search(params, full_step, max_kl, backtrack_coef, backtrack_iters)
+    _check_line_search(objective, kl, params, full_step, max_kl, backtrack_coef,
+                       backtrack_iters)
     flat, unravel = ravel_pytree(params)
     fractions = jnp.asarray(backtrack_coef, flat.dtype) ** jnp.arange(backtrack_iters)
     base = objective(params)
@@ -220,7 +232,8 @@ def line_search(objective, kl, params, full_step, max_kl, *, backtrack_coef=0.5,
 def line_search_loop(objective, kl, params, full_step, max_kl, *, backtrack_coef=0.5,
                      backtrack_iters: int = 10) -> LineSearch:
     """:func:`line_search` as the plain loop of ``tr-alg-trpo``: try b⁰, b¹, … in turn."""
-    _check_line_search(params, full_step, max_kl, backtrack_coef, backtrack_iters)
+    _check_line_search(objective, kl, params, full_step, max_kl, backtrack_coef,
+                       backtrack_iters)
     flat, unravel = ravel_pytree(params)
     base = objective(params)
     fraction = 1.0
