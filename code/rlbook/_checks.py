@@ -112,6 +112,21 @@ def finite(name: str, x, *, complex_ok: bool = False) -> None:
         raise ValueError(f"{name} must be finite, got {bad}")
 
 
+def finite_tree(name: str, tree) -> list:
+    """``tree`` is an array or a pytree of real arrays with at least one leaf, every concrete
+    leaf finite; returns the leaves. ``None`` and strings are refused by name
+    (``tree_leaves(None)`` is empty); traced leaves have only their dtype checked."""
+    if tree is None or isinstance(tree, (str, bytes)):
+        raise ValueError(f"{name} must be an array or a pytree of arrays, got {tree!r}")
+    leaves = jax.tree_util.tree_leaves(tree)
+    if not leaves:
+        raise ValueError(f"{name} must be a pytree with at least one array leaf, got {tree!r}")
+    for leaf in leaves:
+        real(name, leaf)
+        finite(name, leaf)
+    return leaves
+
+
 def real(name: str, x) -> None:
     """``x`` holds real numbers (bool, int or float): not strings, objects or complex."""
     if is_concrete(x):

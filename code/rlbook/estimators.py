@@ -58,18 +58,6 @@ def _callables(**fns) -> None:
             raise ValueError(f"{name} must be a callable, got {fn!r}")
 
 
-def _finite_tree(name: str, tree) -> None:
-    """``tree`` is an array or a pytree of them, every concrete leaf real and finite.
-
-    ``None`` is refused by name (``tree_leaves(None)`` is empty, so it would pass the loop);
-    strings, NaN and ±inf are refused by :func:`_checks.finite`; tracers are left alone.
-    """
-    if tree is None:
-        raise ValueError(f"{name} must be an array or a pytree of arrays, got None")
-    for leaf in jax.tree_util.tree_leaves(tree):
-        _checks.finite(name, leaf)
-
-
 def _mean(tree):
     return jax.tree.map(lambda t: jnp.mean(t, axis=0), tree)
 
@@ -86,8 +74,8 @@ def _draws(key, sample, theta, n):
 def naive_term(f: Fn, theta, x):
     """∇_θ f(x, θ) at a sample x held fixed: the product rule's second term only."""
     _callables(f=f)
-    _finite_tree("theta", theta)
-    _finite_tree("x", x)
+    _checks.finite_tree("theta", theta)
+    _checks.finite_tree("x", x)
     return jax.grad(f, argnums=1)(jax.lax.stop_gradient(x), theta)
 
 
@@ -98,9 +86,9 @@ def score_function_term(f: Fn, log_prob: Fn, theta, x, baseline=0.0):
     (a scalar, or a pytree like θ for one baseline per coordinate) changes only the variance.
     """
     _callables(f=f, log_prob=log_prob)
-    _finite_tree("theta", theta)
-    _finite_tree("x", x)
-    _finite_tree("baseline", baseline)
+    _checks.finite_tree("theta", theta)
+    _checks.finite_tree("x", x)
+    _checks.finite_tree("baseline", baseline)
     x = jax.lax.stop_gradient(x)
     fx, grad_f = jax.value_and_grad(f, argnums=1)(x, theta)
     score = jax.grad(log_prob)(theta, x)
@@ -120,8 +108,8 @@ def importance_term(f: Fn, log_prob: Fn, log_q: Fn, theta, x):
     score-function term. ``log_q(x)`` is the proposal's log-density.
     """
     _callables(f=f, log_prob=log_prob, log_q=log_q)
-    _finite_tree("theta", theta)
-    _finite_tree("x", x)
+    _checks.finite_tree("theta", theta)
+    _checks.finite_tree("x", x)
     x = jax.lax.stop_gradient(x)
     w = jnp.exp(log_prob(theta, x) - log_q(x))
     return jax.tree.map(lambda t: w * t, score_function_term(f, log_prob, theta, x))
@@ -134,7 +122,7 @@ def reparameterization_term(key: jax.Array, f: Fn, rsample: Fn, theta):
     differentiable in x: ∇_θ E_ε[f(g(ε; θ), θ)] = E_ε[∇_θ f(g(ε; θ), θ)].
     """
     _callables(f=f, rsample=rsample)
-    _finite_tree("theta", theta)
+    _checks.finite_tree("theta", theta)
     return jax.grad(lambda th: f(rsample(key, th), th))(theta)
 
 
@@ -145,7 +133,7 @@ def naive(key: jax.Array, f: Fn, sample: Fn, theta, n: int):
     """(1/n) Σ_i ∇_θ f(x_i, θ), x_i ∼ p(·; θ) held fixed: differentiating the Monte-Carlo
     average as if its samples did not depend on θ. Biased by −∫ f ∇_θ p dx."""
     _callables(f=f, sample=sample)
-    _finite_tree("theta", theta)
+    _checks.finite_tree("theta", theta)
     xs = _draws(key, sample, theta, n)
     return _mean(jax.vmap(lambda x: naive_term(f, theta, x))(xs))
 
@@ -154,8 +142,8 @@ def score_function(key: jax.Array, f: Fn, sample: Fn, log_prob: Fn, theta, n: in
                    baseline=0.0):
     """(1/n) Σ_i [(f(x_i, θ) − b) ∇_θ log p(x_i; θ) + ∇_θ f(x_i, θ)], x_i ∼ p(·; θ) i.i.d."""
     _callables(f=f, sample=sample, log_prob=log_prob)
-    _finite_tree("theta", theta)
-    _finite_tree("baseline", baseline)
+    _checks.finite_tree("theta", theta)
+    _checks.finite_tree("baseline", baseline)
     xs = _draws(key, sample, theta, n)
     return _mean(jax.vmap(lambda x: score_function_term(f, log_prob, theta, x, baseline))(xs))
 
@@ -163,7 +151,7 @@ def score_function(key: jax.Array, f: Fn, sample: Fn, log_prob: Fn, theta, n: in
 def importance(key: jax.Array, f: Fn, log_prob: Fn, sample_q: Fn, log_q: Fn, theta, n: int):
     """(1/n) Σ_i w_i (f ∇_θ log p + ∇_θ f)(x_i), x_i ∼ q i.i.d. (``sample_q(key)``)."""
     _callables(f=f, log_prob=log_prob, sample_q=sample_q, log_q=log_q)
-    _finite_tree("theta", theta)
+    _checks.finite_tree("theta", theta)
     _checks.positive_int("n", n)
     xs = jax.vmap(sample_q)(jax.random.split(key, n))
     return _mean(jax.vmap(lambda x: importance_term(f, log_prob, log_q, theta, x))(xs))
@@ -172,7 +160,7 @@ def importance(key: jax.Array, f: Fn, log_prob: Fn, sample_q: Fn, log_q: Fn, the
 def reparameterization(key: jax.Array, f: Fn, rsample: Fn, theta, n: int):
     """(1/n) Σ_i ∇_θ f(g(ε_i; θ), θ), ε_i i.i.d. from n keys split from ``key``."""
     _callables(f=f, rsample=rsample)
-    _finite_tree("theta", theta)
+    _checks.finite_tree("theta", theta)
     _checks.positive_int("n", n)
     keys = jax.random.split(key, n)
     return _mean(jax.vmap(lambda k: reparameterization_term(k, f, rsample, theta))(keys))

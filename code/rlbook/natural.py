@@ -78,21 +78,6 @@ def _check_nonneg(name: str, x) -> None:
     _checks.positive(name, x, strict=False)
 
 
-def _check_tree(name: str, tree) -> None:
-    """``tree`` is a pytree of real arrays, with at least one leaf, finite where concrete.
-
-    ``None`` and strings are refused by name (``tree_leaves(None)`` is empty, and a
-    string would reach ``ravel_pytree``'s own error); traced leaves are left alone.
-    """
-    if tree is None or isinstance(tree, (str, bytes)):
-        raise ValueError(f"{name} must be a pytree of arrays, got {tree!r}")
-    leaves = jax.tree_util.tree_leaves(tree)
-    if not leaves:
-        raise ValueError(f"{name} must be a pytree with at least one array leaf, got {tree!r}")
-    for leaf in leaves:
-        _checks.finite(name, leaf)
-
-
 def _check_like(name: str, tree, params) -> None:
     if jax.tree_util.tree_structure(tree) != jax.tree_util.tree_structure(params):
         raise ValueError(f"{name} must be a pytree of the structure of params")
@@ -131,7 +116,7 @@ def fisher_vector_product(kl: KLFn, params, v: jax.Array, *, damping=0.0) -> jax
         the flat vector (F + λI) v, shape [n].
     """
     _check_kl(kl)
-    _check_tree("params", params)
+    _checks.finite_tree("params", params)
     n = ravel_pytree(params)[0].shape[0]
     _check_flat("v", v, n)
     _checks.finite("v", v)
@@ -150,7 +135,7 @@ def fisher_operator(kl: KLFn, params, *, damping=0.0) -> Callable[[jax.Array], j
     :func:`fisher_vector_product`; the returned function maps shape [n] to [n].
     """
     _check_kl(kl)
-    _check_tree("params", params)
+    _checks.finite_tree("params", params)
     _check_nonneg("damping", damping)
     kl_flat, flat = _flat_kl(kl, params)
     _, jvp = jax.linearize(jax.grad(kl_flat), flat)
@@ -172,7 +157,7 @@ def fisher_matrix(kl: KLFn, params) -> jax.Array:
     Rows and columns follow ``ravel_pytree(params)``.
     """
     _check_kl(kl)
-    _check_tree("params", params)
+    _checks.finite_tree("params", params)
     kl_flat, flat = _flat_kl(kl, params)
     return jax.hessian(kl_flat)(flat)
 
@@ -415,8 +400,8 @@ def natural_direction(kl: KLFn, params, grad, *, damping=0.0, tol=1e-10, max_ite
         :class:`CGResult` of the solve (its ``x`` is the flat direction).
     """
     _check_kl(kl)
-    _check_tree("params", params)
-    _check_tree("grad", grad)
+    _checks.finite_tree("params", params)
+    _checks.finite_tree("grad", grad)
     _check_like("grad", grad, params)
     _check_nonneg("damping", damping)
     _check_on_nonpositive(on_nonpositive)
@@ -473,8 +458,8 @@ def natural_step(kl: KLFn, params, grad, *, step_size=None, max_kl=None, damping
     else:
         _checks.positive("max_kl", max_kl)
     _check_kl(kl)
-    _check_tree("params", params)
-    _check_tree("grad", grad)
+    _checks.finite_tree("params", params)
+    _checks.finite_tree("grad", grad)
     _check_like("grad", grad, params)
     _check_nonneg("damping", damping)
     _check_on_nonpositive(on_nonpositive)

@@ -44,23 +44,6 @@ def _check_hidden(hidden) -> None:
         _checks.positive_int(f"hidden[{i}]", n)
 
 
-def _check_params(name: str, params) -> None:
-    """``params`` is a non-empty pytree of real arrays, finite where concrete.
-
-    ``None`` and strings are refused by name before they reach the network (where they
-    would fail with an error that names no argument); traced leaves are not read.
-    """
-    leaves = jax.tree_util.tree_leaves(params)
-    if params is None or not leaves:
-        raise ValueError(f"{name} must be the policy's parameters (from init), got {params!r}")
-    for leaf in leaves:
-        if leaf is None or isinstance(leaf, (str, bytes)):
-            raise ValueError(f"{name} must be the policy's parameters (from init), "
-                             f"got a leaf {leaf!r}")
-        _checks.real(name, leaf)
-        _checks.finite(name, leaf)
-
-
 def _check_obs(obs, obs_dim: int) -> None:
     if obs is None or isinstance(obs, (str, bytes)):
         raise ValueError(f"obs must be an observation of shape ({obs_dim},), got {obs!r}")
@@ -102,8 +85,8 @@ class _Categorical:
 
     def kl(self, params_p, params_q, obs) -> jax.Array:
         """KL(π_p(· | s) ‖ π_q(· | s)) for two parameter sets of this policy."""
-        _check_params("params_p", params_p)
-        _check_params("params_q", params_q)
+        _checks.finite_tree("params_p", params_p)
+        _checks.finite_tree("params_q", params_q)
         return D.categorical_kl(self.logits(params_p, obs), self.logits(params_q, obs))
 
     def mode(self, params, obs) -> jax.Array:
@@ -141,7 +124,7 @@ class SoftmaxPolicy(_Categorical):
 
     def logits(self, params, obs) -> jax.Array:
         """f_θ(s), shape [n_actions]."""
-        _check_params("params", params)
+        _checks.finite_tree("params", params)
         _check_obs(obs, self.obs_dim)
         return nets.mlp_apply(params, obs)
 
@@ -168,7 +151,7 @@ class TabularSoftmax(_Categorical):
 
     def logits(self, params, obs) -> jax.Array:
         """θ[s], shape [n_actions]."""
-        _check_params("params", params)
+        _checks.finite_tree("params", params)
         if obs is None or isinstance(obs, (str, bytes)):
             raise ValueError(f"obs must be a scalar state index, got {obs!r}")
         if jnp.shape(params) != (self.n_states, self.n_actions):
@@ -181,7 +164,7 @@ class TabularSoftmax(_Categorical):
 
     def probs_table(self, params) -> jax.Array:
         """π_θ as an [S, A] array."""
-        _check_params("params", params)
+        _checks.finite_tree("params", params)
         return jax.nn.softmax(params, axis=-1)
 
 
@@ -261,7 +244,7 @@ def _check_gaussian_params(name: str, params) -> None:
     if not (isinstance(params, Mapping) and "mean" in params and "log_std" in params):
         raise ValueError(f"{name} must be a GaussianPolicy's parameters (a dict with 'mean' "
                          f"and 'log_std', from init), got {type(params).__name__}")
-    _check_params(name, params)
+    _checks.finite_tree(name, params)
 
 
 def for_env(env, hidden: tuple[int, ...] = (64, 64), **kwargs):

@@ -30,23 +30,6 @@ class Buffer(NamedTuple):
         return jax.tree_util.tree_leaves(self.data)[0].shape[0]
 
 
-def _check_leaves(name: str, tree) -> list:
-    """The leaves of ``tree``: at least one, each real (numbers or bools), finite where concrete.
-
-    ``None`` and strings are refused by name (a ``None`` is no leaf to JAX, so a tree of
-    nothing but ``None`` has no leaves and is refused as empty).
-    """
-    leaves = jax.tree_util.tree_leaves(tree)
-    if not leaves:
-        raise ValueError(f"{name} must be a pytree of arrays with at least one leaf, got {tree!r}")
-    for leaf in leaves:
-        if isinstance(leaf, (str, bytes)):
-            raise ValueError(f"{name} must hold arrays of numbers, got a leaf {leaf!r}")
-        _checks.real(name, leaf)
-        _checks.finite(name, leaf)
-    return leaves
-
-
 def _check_buffer(buffer) -> None:
     if not isinstance(buffer, Buffer):
         raise ValueError(f"buffer must be a replay.Buffer (replay.init), got {type(buffer).__name__}")
@@ -70,7 +53,7 @@ def _check_fits(buffer: Buffer, name: str, tree, *, batched: bool = False) -> No
 def init(capacity: int, example: Any) -> Buffer:
     """An empty buffer whose slots have the shapes and dtypes of ``example``."""
     _checks.positive_int("capacity", capacity)
-    _check_leaves("example", example)
+    _checks.finite_tree("example", example)
     data = jax.tree_util.tree_map(
         lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example)
     return Buffer(data, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
@@ -80,7 +63,7 @@ def add(buffer: Buffer, transition: Any) -> Buffer:
     """Write one transition at the pointer, overwriting the oldest when full."""
     _check_buffer(buffer)
     _check_fits(buffer, "transition", transition)
-    _check_leaves("transition", transition)
+    _checks.finite_tree("transition", transition)
     cap = buffer.capacity
     data = jax.tree_util.tree_map(lambda d, x: d.at[buffer.pointer].set(x), buffer.data,
                                   transition)
@@ -91,7 +74,7 @@ def add_batch(buffer: Buffer, transitions: Any) -> Buffer:
     """Write a batch of transitions (leading axis) in order."""
     _check_buffer(buffer)
     _check_fits(buffer, "transitions", transitions, batched=True)
-    leaves = _check_leaves("transitions", transitions)
+    leaves = _checks.finite_tree("transitions", transitions)
     sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in leaves}
     if len(sizes) != 1 or None in sizes:
         raise ValueError(f"transitions must have one leading (batch) axis of the same size in "

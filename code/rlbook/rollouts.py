@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rlbook import _checks, envs, policies
+from rlbook import _checks, envs
 
 __all__ = ["RolloutState", "Trajectory", "Episodes", "init", "collect", "step_keys",
            "mean_episode_return", "first_episode_mask"]
@@ -124,7 +124,7 @@ def collect(key: jax.Array, policy, params, env, env_params, state: RolloutState
     _checks.positive_int("n_steps", n_steps)
     _check_env(env, env_params)
     _check_policy_fits_env(policy, env, env_params)
-    policies._check_params("params", params)
+    _checks.finite_tree("params", params)
     if not isinstance(state, RolloutState):
         raise ValueError(f"state must be a RolloutState (rollouts.init), got {type(state).__name__}")
     n_envs = state.episode_return.shape[0]
