@@ -4,6 +4,7 @@
 #                   the built book in headless Chromium (Debian's `chromium` package), and
 #                   every chapter executed once more at another seed (RLBOOK_SECOND_SEED,
 #                   default RLBOOK_SEED + 1): every check must pass on both streams
+#   make lint       ruff's lint and format check (code, tests, bench, book/_ext); make test runs it first
 #   make reproduce  a cold build, then every chapter executed again at the same seed and
 #                   compared with the build's outputs cell by cell; and the XLA:CPU deadlock
 #                   that rlbook's one-thread pool avoids, still there in the locked jaxlib
@@ -25,7 +26,7 @@ SKIPPED  := _build/browser-skipped.txt
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: book test unit bench notebooks lock clean venv reproduce calibrate
+.PHONY: book test lint unit bench notebooks lock clean venv reproduce calibrate
 
 venv: $(STAMP)
 
@@ -41,10 +42,14 @@ $(STAMP): requirements.txt pyproject.toml | $(UV)
 book: $(STAMP)
 	$(BIN)/python -m rlbook.book
 
-test: $(STAMP)
+test: $(STAMP) lint
 	@rm -f $(SKIPPED)
 	$(BIN)/python -m pytest -m "not reproduce" || status=$$?; \
 	if [ -f $(SKIPPED) ]; then echo; cat $(SKIPPED); fi; exit $${status:-0}
+
+lint: $(STAMP)
+	$(BIN)/ruff check code tests bench book/_ext
+	$(BIN)/ruff format --check code tests bench book/_ext
 
 reproduce: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -m reproduce tests/test_reproducible.py tests/test_runtime.py

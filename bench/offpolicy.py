@@ -1,4 +1,5 @@
-"""Throughput of DDPG, TD3 and SAC on Pendulum, and how close their updates run to a matmul roofline.
+"""Throughput of DDPG, TD3 and SAC on Pendulum, and how close their updates run to a matmul
+roofline.
 
 ``run() -> dict`` (collected by ``make bench``) measures, for each algorithm at two sizes,
 
@@ -19,6 +20,7 @@ Everything runs on one CPU machine in well under ten minutes.
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import jax
 import jax.numpy as jnp
@@ -45,9 +47,15 @@ PASSES = {
 def _configs(mod, size):
     if size == "chapter":
         return mod.Config(total_steps=20_000, train_every=2, eval_every=1_000, eval_episodes=5)
-    return mod.Config(total_steps=SHORT_STEPS, learning_starts=100, hidden=(256, 256),
-                      batch_size=256, eval_every=SHORT_STEPS, eval_episodes=2,
-                      buffer_size=SHORT_STEPS)
+    return mod.Config(
+        total_steps=SHORT_STEPS,
+        learning_starts=100,
+        hidden=(256, 256),
+        batch_size=256,
+        eval_every=SHORT_STEPS,
+        eval_episodes=2,
+        buffer_size=SHORT_STEPS,
+    )
 
 
 def _time_train(mod, cfg, n_seeds):
@@ -61,9 +69,12 @@ def _time_train(mod, cfg, n_seeds):
     _, metrics = jax.block_until_ready(compiled(args))
     t2 = time.perf_counter()
     final = np.atleast_1d(np.asarray(metrics["eval_return"])[..., -1])
-    return {"compile_s": t1 - t0, "run_s": t2 - t1,
-            "steps_per_s": n_seeds * cfg.total_steps / (t2 - t1),
-            "final_return_median": float(np.median(final))}
+    return {
+        "compile_s": t1 - t0,
+        "run_s": t2 - t1,
+        "steps_per_s": n_seeds * cfg.total_steps / (t2 - t1),
+        "final_return_median": float(np.median(final)),
+    }
 
 
 def _flops(compiled) -> float:
@@ -83,9 +94,14 @@ def _update_gflops(name, mod, cfg):
         jnp.asarray(rng.normal(size=(b, OBS)), jnp.float32),
         jnp.asarray(rng.uniform(-1, 1, (b, ACT)), jnp.float32),
         jnp.asarray(rng.normal(size=b), jnp.float32),
-        jnp.asarray(rng.normal(size=(b, OBS)), jnp.float32), jnp.zeros(b, bool))
-    one = jax.jit(lambda s, k: agent.update(k, s, batch, 0)).lower(
-        state, jax.random.PRNGKey(1)).compile()
+        jnp.asarray(rng.normal(size=(b, OBS)), jnp.float32),
+        jnp.zeros(b, bool),
+    )
+    one = (
+        jax.jit(lambda s, k: agent.update(k, s, batch, 0))
+        .lower(state, jax.random.PRNGKey(1))
+        .compile()
+    )
     flops = _flops(one)
 
     def many(state, key):
@@ -93,8 +109,10 @@ def _update_gflops(name, mod, cfg):
             k, t = xs
             s, m = agent.update(k, s, batch, t)
             return s, m["critic_loss"]
-        return jax.lax.scan(body, state, (jax.random.split(key, N_TIMED_UPDATES),
-                                          jnp.arange(N_TIMED_UPDATES)))
+
+        return jax.lax.scan(
+            body, state, (jax.random.split(key, N_TIMED_UPDATES), jnp.arange(N_TIMED_UPDATES))
+        )
 
     f = jax.jit(many).lower(state, jax.random.PRNGKey(1)).compile()
     jax.block_until_ready(f(state, jax.random.PRNGKey(1)))
@@ -105,24 +123,35 @@ def _update_gflops(name, mod, cfg):
     h = cfg.hidden
     actor_out = 2 * ACT if name == "sac" else ACT
     c_pass, a_pass = PASSES[name]
-    layers = [(n_in, n_out, c_pass) for n_in, n_out in zip([OBS + ACT, *h], [*h, 1])] + \
-             [(n_in, n_out, a_pass) for n_in, n_out in zip([OBS, *h], [*h, actor_out])]
+    layers = [(n_in, n_out, c_pass) for n_in, n_out in pairwise([OBS + ACT, *h, 1])] + [
+        (n_in, n_out, a_pass) for n_in, n_out in pairwise([OBS, *h, actor_out])
+    ]
     mm_flops = sum(2 * b * n_in * n_out * p for n_in, n_out, p in layers)
 
     # Roofline: a plain JAX matmul of the hidden layer's shape [B, H] @ [H, H], chained in a
     # scan of the same length (x ← x W with W = I, so the values stay put and nothing else runs).
     x0, w = jnp.ones((b, h[0]), jnp.float32), jnp.eye(h[0], dtype=jnp.float32)
-    g = jax.jit(lambda x, w: jax.lax.scan(lambda x, _: (x @ w, None), x, None,
-                                          length=N_TIMED_UPDATES)[0]).lower(x0, w).compile()
+    g = (
+        jax.jit(
+            lambda x, w: jax.lax.scan(lambda x, _: (x @ w, None), x, None, length=N_TIMED_UPDATES)[
+                0
+            ]
+        )
+        .lower(x0, w)
+        .compile()
+    )
     jax.block_until_ready(g(x0, w))
     tg = min(_timed(g, x0, w) for _ in range(3))
     roofline = 2 * b * h[0] * h[0] * N_TIMED_UPDATES / tg / 1e9
-    return {"update_gflop_xla": flops / 1e9, "update_gflop_matmul": mm_flops / 1e9,
-            "update_ms": 1e3 * t / N_TIMED_UPDATES,
-            "achieved_gflops_xla": flops * N_TIMED_UPDATES / t / 1e9,
-            "achieved_matmul_gflops": mm_flops * N_TIMED_UPDATES / t / 1e9,
-            "matmul_roofline_gflops": roofline,
-            "fraction_of_roofline": mm_flops * N_TIMED_UPDATES / t / 1e9 / roofline}
+    return {
+        "update_gflop_xla": flops / 1e9,
+        "update_gflop_matmul": mm_flops / 1e9,
+        "update_ms": 1e3 * t / N_TIMED_UPDATES,
+        "achieved_gflops_xla": flops * N_TIMED_UPDATES / t / 1e9,
+        "achieved_matmul_gflops": mm_flops * N_TIMED_UPDATES / t / 1e9,
+        "matmul_roofline_gflops": roofline,
+        "fraction_of_roofline": mm_flops * N_TIMED_UPDATES / t / 1e9 / roofline,
+    }
 
 
 def _timed(f, *args):
@@ -136,22 +165,28 @@ def run() -> dict:
     for size in ("chapter", "256x256"):
         for name, mod in ALGOS.items():
             cfg = _configs(mod, size)
-            row = {"hidden": list(cfg.hidden), "batch_size": cfg.batch_size,
-                   "train_every": cfg.train_every, "total_steps": cfg.total_steps}
+            row = {
+                "hidden": list(cfg.hidden),
+                "batch_size": cfg.batch_size,
+                "train_every": cfg.train_every,
+                "total_steps": cfg.total_steps,
+            }
             row["seed1"] = _time_train(mod, cfg, 1)
             row["seeds5"] = _time_train(mod, cfg, 5)
             row.update(_update_gflops(name, mod, cfg))
             out[f"{name}_{size}"] = row
-            print(f"{name:4s} {size:8s} 1 seed {row['seed1']['steps_per_s']:8.0f} steps/s "
-                  f"(compile {row['seed1']['compile_s']:.1f} s) | 5 seeds "
-                  f"{row['seeds5']['steps_per_s']:8.0f} seed-steps/s "
-                  f"(compile {row['seeds5']['compile_s']:.1f} s) | final "
-                  f"{row['seeds5']['final_return_median']:7.1f} | update "
-                  f"{row['update_ms']:.2f} ms, {row['update_gflop_matmul'] * 1e3:.1f} MFLOP of "
-                  f"matmuls ({row['update_gflop_xla'] * 1e3:.1f} by XLA's count): "
-                  f"{row['achieved_matmul_gflops']:.1f} GFLOP/s vs a plain matmul's "
-                  f"{row['matmul_roofline_gflops']:.1f} ({100 * row['fraction_of_roofline']:.0f}%)",
-                  flush=True)
+            print(
+                f"{name:4s} {size:8s} 1 seed {row['seed1']['steps_per_s']:8.0f} steps/s "
+                f"(compile {row['seed1']['compile_s']:.1f} s) | 5 seeds "
+                f"{row['seeds5']['steps_per_s']:8.0f} seed-steps/s "
+                f"(compile {row['seeds5']['compile_s']:.1f} s) | final "
+                f"{row['seeds5']['final_return_median']:7.1f} | update "
+                f"{row['update_ms']:.2f} ms, {row['update_gflop_matmul'] * 1e3:.1f} MFLOP of "
+                f"matmuls ({row['update_gflop_xla'] * 1e3:.1f} by XLA's count): "
+                f"{row['achieved_matmul_gflops']:.1f} GFLOP/s vs a plain matmul's "
+                f"{row['matmul_roofline_gflops']:.1f} ({100 * row['fraction_of_roofline']:.0f}%)",
+                flush=True,
+            )
     return out
 
 

@@ -18,8 +18,14 @@ import jax
 
 from rlbook.agents import reinforce
 
-CONFIG = reinforce.Config(env_name="CartPole-v1", n_updates=100, n_episodes=16,
-                          learning_rate=0.005, hidden=(32, 32), gamma=0.99)
+CONFIG = reinforce.Config(
+    env_name="CartPole-v1",
+    n_updates=100,
+    n_episodes=16,
+    learning_rate=0.005,
+    hidden=(32, 32),
+    gamma=0.99,
+)
 
 
 def _measure(n_seeds: int, repeats: int = 2) -> dict:

@@ -33,11 +33,23 @@ def _agents():
 
     return {
         "ppo": (ppo.make_train(ppo.Config(n_updates=10)), 10 * 8 * 64),
-        "dqn": (dqn.make_train(dqn.DQNConfig(total_steps=3_000, learning_starts=500,
-                                             log_every=1_000)), 3_000),
-        "sac": (sac.make_train(sac.Config(total_steps=1_500, learning_starts=500,
-                                          train_every=2, eval_every=1_500, eval_episodes=1,
-                                          rng_impl="threefry2x32")), 1_500),
+        "dqn": (
+            dqn.make_train(dqn.DQNConfig(total_steps=3_000, learning_starts=500, log_every=1_000)),
+            3_000,
+        ),
+        "sac": (
+            sac.make_train(
+                sac.Config(
+                    total_steps=1_500,
+                    learning_starts=500,
+                    train_every=2,
+                    eval_every=1_500,
+                    eval_episodes=1,
+                    rng_impl="threefry2x32",
+                )
+            ),
+            1_500,
+        ),
     }
 
 
@@ -53,16 +65,21 @@ def worker() -> dict:
         for n in SEED_COUNTS:
             keys = jax.random.split(jax.random.PRNGKey(0), n)
             t0 = time.perf_counter()
-            jax.block_until_ready(parallel.run_seeds(train, keys))   # compile + run
+            jax.block_until_ready(parallel.run_seeds(train, keys))  # compile + run
             t1 = time.perf_counter()
             jax.block_until_ready(parallel.run_seeds(train, jax.random.split(keys[0], n)))
             t2 = time.perf_counter()
             # compile_s: the first call (compile, then run) less the second (run only, new keys)
-            rows[str(n)] = {"compile_s": round(max(t1 - t0 - (t2 - t1), 0.0), 2),
-                       "run_s": round(t2 - t1, 3),
-                       "seed_steps_per_s": round(n * steps / (t2 - t1))}
-            print(f"scaleout: {jax.device_count()} device(s), {name}, {n} seeds: {rows[str(n)]}",
-                  file=sys.stderr, flush=True)
+            rows[str(n)] = {
+                "compile_s": round(max(t1 - t0 - (t2 - t1), 0.0), 2),
+                "run_s": round(t2 - t1, 3),
+                "seed_steps_per_s": round(n * steps / (t2 - t1)),
+            }
+            print(
+                f"scaleout: {jax.device_count()} device(s), {name}, {n} seeds: {rows[str(n)]}",
+                file=sys.stderr,
+                flush=True,
+            )
         out[name] = rows
     return out
 
@@ -81,15 +98,23 @@ def run() -> dict:
     report = {"seed_counts": list(SEED_COUNTS)}
     for d, threads in _setups():
         env = dict(os.environ, PJRT_NPROC=str(threads))
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "")
-                            + f" --xla_force_host_platform_device_count={d}").strip()
-        proc = subprocess.run([sys.executable, __file__, "--worker"], env=env,
-                              capture_output=True, text=True, check=False)
+        env["XLA_FLAGS"] = (
+            env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={d}"
+        ).strip()
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode:
-            raise RuntimeError(f"scaleout worker ({d} devices, {threads} threads) failed:\n"
-                               f"{proc.stderr[-3000:]}")
+            raise RuntimeError(
+                f"scaleout worker ({d} devices, {threads} threads) failed:\n{proc.stderr[-3000:]}"
+            )
         report[f"{d} device(s), {threads} thread(s)"] = json.loads(
-            proc.stdout.strip().splitlines()[-1])
+            proc.stdout.strip().splitlines()[-1]
+        )
     base = report["1 device(s), 1 thread(s)"]
     for key, res in report.items():
         if not key.endswith("thread(s)"):

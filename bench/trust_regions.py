@@ -22,8 +22,10 @@ COMMON = dict(env_name="CartPole-v1", n_updates=40, n_envs=8, n_steps=64, gamma=
 AGENTS = {
     "pg_gae": (actor_critic, actor_critic.Config(hidden=(32, 32), learning_rate=3e-3, **COMMON)),
     "trpo": (trpo, trpo.Config(max_kl=0.02, **COMMON)),
-    "ppo": (ppo, ppo.Config(clip_eps=0.2, learning_rate=3e-3, n_epochs=4, n_minibatches=4,
-                            **COMMON)),
+    "ppo": (
+        ppo,
+        ppo.Config(clip_eps=0.2, learning_rate=3e-3, n_epochs=4, n_minibatches=4, **COMMON),
+    ),
 }
 N_SEEDS = 5
 
@@ -40,8 +42,12 @@ def _measure(module, config, repeats: int = 2) -> dict:
         jax.block_until_ready(compiled(keys))
         best = min(best, time.perf_counter() - t0)
     steps = N_SEEDS * config.n_updates * config.n_envs * config.n_steps
-    return {"compile_s": round(compile_s, 2), "train_s": round(best, 3), "env_steps": steps,
-            "env_steps_per_s": round(steps / best)}
+    return {
+        "compile_s": round(compile_s, 2),
+        "train_s": round(best, 3),
+        "env_steps": steps,
+        "env_steps_per_s": round(steps / best),
+    }
 
 
 def run() -> dict:

@@ -4,8 +4,8 @@ from pathlib import Path
 # What `import rlbook` sets, before JAX starts its CPU client (rlbook/__init__.py).
 os.environ.setdefault("PJRT_NPROC", "1")
 
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 # Unit tests check exact identities to tight tolerances: double precision throughout.
 jax.config.update("jax_enable_x64", True)
@@ -55,7 +55,8 @@ def browser_unavailable():
         BROWSER_SKIPPED.write_text(
             "The browser test of the rendered book was SKIPPED:\n"
             f"  {reason}\n"
-            "  Then run `make test` again (CI installs Chromium itself: see .ci/run).\n")
+            "  Then run `make test` again (CI installs Chromium itself: see .ci/run).\n"
+        )
         pytest.skip(reason)
 
     return give_up
@@ -72,5 +73,7 @@ def pytest_sessionstart(session):
 def pytest_terminal_summary(terminalreporter):
     if EXTERNAL_LINKS.exists():
         n = len(EXTERNAL_LINKS.read_text().splitlines())
-        terminalreporter.write_line(f"external links of the built book (listed, not fetched): {n}, "
-                                    f"in {EXTERNAL_LINKS.relative_to(ROOT)}")
+        terminalreporter.write_line(
+            f"external links of the built book (listed, not fetched): {n}, "
+            f"in {EXTERNAL_LINKS.relative_to(ROOT)}"
+        )

@@ -14,10 +14,21 @@ def small_config(**kw):
     return actor_critic.Config(**base)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("env_name", "MountainCar-v0"), ("n_updates", 0), ("n_envs", -1), ("gamma", 1.0),
-    ("gae_lambda", 1.5), ("learning_rate", 0.0), ("n_minibatches", 3), ("hidden", (8, 0)),
-    ("normalize_advantages", 1), ("value_coef", -1.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("env_name", "MountainCar-v0"),
+        ("n_updates", 0),
+        ("n_envs", -1),
+        ("gamma", 1.0),
+        ("gae_lambda", 1.5),
+        ("learning_rate", 0.0),
+        ("n_minibatches", 3),
+        ("hidden", (8, 0)),
+        ("normalize_advantages", 1),
+        ("value_coef", -1.0),
+    ],
+)
 def test_config_rejects_bad_fields(field, value):
     with pytest.raises(ValueError, match=field):
         small_config(**{field: value})
@@ -29,9 +40,12 @@ def test_readable_update_matches_the_fast_one(epochs, minibatches):
     state = actor_critic.init_state(jax.random.PRNGKey(0), config)
     key = jax.random.PRNGKey(1)
     fast, _ = jax.jit(lambda s, k: actor_critic.make_step(config)(s, k, config.gae_lambda))(
-        state, key)
+        state, key
+    )
     slow = actor_critic.update_loop(key, state, config)
-    for a, b in zip(jax.tree_util.tree_leaves(fast.params), jax.tree_util.tree_leaves(slow.params)):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(fast.params), jax.tree_util.tree_leaves(slow.params), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
@@ -39,8 +53,9 @@ def test_targets_are_gae_of_the_critic():
     config = small_config()
     env, env_params, policy, _ = actor_critic.components(config)
     state = actor_critic.init_state(jax.random.PRNGKey(2), config)
-    _, traj, _ = actor_critic.rollout(jax.random.PRNGKey(3), policy, state.params, env,
-                                      env_params, state.env, 64)
+    _, traj, _ = actor_critic.rollout(
+        jax.random.PRNGKey(3), policy, state.params, env, env_params, state.env, 64
+    )
     adv, tgt = actor_critic.targets(state.params["value"], traj, 0.99, 0.8)
     v = np.asarray(actor_critic.value(state.params["value"], traj.obs), np.float64)
     nv = np.asarray(actor_critic.value(state.params["value"], traj.next_obs), np.float64)

@@ -21,10 +21,10 @@ def setup(seed, S=4, A=3, gamma=0.7):
 
 
 def np_gae_moments(m, pi, v, lam, horizon=70):
-    """Plain numpy: E[X | s, a] and E[X² | s, a] for X = Σ_{l<H} κ^l δ_l, summed term by term.
+    """Plain numpy: E[X | s, a] and E[X² | s, a] for X = Σ_{j<H} κ^j δ_j, summed term by term.
 
-    E[δ_l δ_n] for l < n is E[δ_l · (P_π^{n−l−1} δ̄_π)(s_{l+1})]; the joint law of
-    (s_l, a_l, s_{l+1}) given (s_0, a_0) = (s, a) is pushed forward one step at a time.
+    E[δ_j δ_n] for j < n is E[δ_j · (P_π^{n−j−1} δ̄_π)(s_{j+1})]; the joint law of
+    (s_j, a_j, s_{j+1}) given (s_0, a_0) = (s, a) is pushed forward one step at a time.
     """
     P, r, g = np.asarray(m.P), np.asarray(m.r), float(m.gamma)
     S, A = r.shape
@@ -40,15 +40,15 @@ def np_gae_moments(m, pi, v, lam, horizon=70):
     second = np.zeros((S, A))
     for s in range(S):
         for a in range(A):
-            w = np.zeros((S, A))  # law of (s_l, a_l)
+            w = np.zeros((S, A))  # law of (s_j, a_j)
             w[s, a] = 1.0
-            for l in range(horizon):
-                joint = w[:, :, None] * P  # law of (s_l, a_l, s_{l+1})
-                mean[s, a] += kappa**l * (joint * delta).sum()
-                second[s, a] += kappa ** (2 * l) * (joint * delta**2).sum()
-                for n in range(l + 1, horizon):
-                    cross = (joint * delta * h[n - l - 1][None, None, :]).sum()
-                    second[s, a] += 2 * kappa ** (l + n) * cross
+            for j in range(horizon):
+                joint = w[:, :, None] * P  # law of (s_j, a_j, s_{j+1})
+                mean[s, a] += kappa**j * (joint * delta).sum()
+                second[s, a] += kappa ** (2 * j) * (joint * delta**2).sum()
+                for n in range(j + 1, horizon):
+                    cross = (joint * delta * h[n - j - 1][None, None, :]).sum()
+                    second[s, a] += 2 * kappa ** (j + n) * cross
                 w = joint.sum((0, 1))[:, None] * pi
     return mean, second
 
@@ -84,8 +84,9 @@ def test_return_variance_is_zero_when_everything_is_deterministic():
     P = jax.nn.one_hot(jnp.argmax(m.P, -1), 4, dtype=m.P.dtype)
     det = m._replace(P=P)
     pi = mdp.greedy_policy(det.r)
-    np.testing.assert_allclose(mdp.return_second_moment(det, pi), mdp.evaluate_q(det, pi) ** 2,
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        mdp.return_second_moment(det, pi), mdp.evaluate_q(det, pi) ** 2, rtol=1e-10
+    )
 
 
 def test_gae_moments_reject_bad_input():

@@ -107,8 +107,14 @@ class Site:
 class _Links(HTMLParser):
     """The ids and the link targets of one HTML file."""
 
-    ATTRS = {"a": "href", "link": "href", "img": "src", "script": "src", "source": "src",
-             "iframe": "src"}
+    ATTRS = {
+        "a": "href",
+        "link": "href",
+        "img": "src",
+        "script": "src",
+        "source": "src",
+        "iframe": "src",
+    }
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -169,12 +175,21 @@ def is_external(link: str) -> bool:
 CHROMIUM = Path(os.environ.get("RLBOOK_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     # as root in a container, without a GPU, and quiet on a machine with no network
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--disable-default-apps", "--disable-extensions",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
 ]
-INSTALL = ("install Debian's Chromium (`sudo apt-get update && sudo apt-get install -y "
-           "chromium`, which puts it at /usr/bin/chromium; or set RLBOOK_CHROMIUM to its path)")
+INSTALL = (
+    "install Debian's Chromium (`sudo apt-get update && sudo apt-get install -y "
+    "chromium`, which puts it at /usr/bin/chromium; or set RLBOOK_CHROMIUM to its path)"
+)
 
 
 def missing_requirements() -> str | None:
@@ -298,8 +313,10 @@ KNOWN_CONSOLE_ERRORS: set[str] = set()
 
 # A cell that makes a matplotlib figure (and does not close it) must show an image.
 # rlbook.plotting's drawing functions (mean_and_band only computes the band, draws nothing)
-MAKES_FIGURE = re.compile(r"\bplt\.(?:subplots|subplot|figure)\s*\("
-                          r"|\bplotting\.(?:axes|learning_curve|violin)\s*\(")
+MAKES_FIGURE = re.compile(
+    r"\bplt\.(?:subplots|subplot|figure)\s*\("
+    r"|\bplotting\.(?:axes|learning_curve|violin)\s*\("
+)
 
 RAW_TEX = [
     (re.compile(r"\$\$"), "raw $$"),
@@ -309,8 +326,15 @@ RAW_TEX = [
 ]
 
 
-def check_page(browser, site: Site, page: str, *, source: Path | None,
-               screenshot: Path | None = None, seen: Counter | None = None) -> list[str]:
+def check_page(
+    browser,
+    site: Site,
+    page: str,
+    *,
+    source: Path | None,
+    screenshot: Path | None = None,
+    seen: Counter | None = None,
+) -> list[str]:
     """Everything wrong with ``page`` (a TOC entry, e.g. ``book/intro``) as a reader sees it.
 
     ``source`` is the chapter's MyST file; when it is an executable notebook, its page
@@ -326,10 +350,20 @@ def check_page(browser, site: Site, page: str, *, source: Path | None,
     tab = context.new_page()
     tab.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
     tab.on("pageerror", lambda e: problems.append(f"uncaught exception: {e}"))
-    tab.on("requestfailed", lambda r: r.url.startswith(site.url) and problems.append(
-        f"request failed: {r.url[len(site.url):]} ({r.failure})"))
-    tab.on("response", lambda r: r.status >= 400 and problems.append(
-        f"HTTP {r.status} for {r.url.removeprefix(site.url)}"))
+    tab.on(
+        "requestfailed",
+        lambda r: (
+            r.url.startswith(site.url)
+            and problems.append(f"request failed: {r.url[len(site.url) :]} ({r.failure})")
+        ),
+    )
+    tab.on(
+        "response",
+        lambda r: (
+            r.status >= 400
+            and problems.append(f"HTTP {r.status} for {r.url.removeprefix(site.url)}")
+        ),
+    )
     try:
         tab.goto(site.url + f"{page}.html", wait_until="load")
 
@@ -338,13 +372,15 @@ def check_page(browser, site: Site, page: str, *, source: Path | None,
         if math.get("noMathJax"):
             problems.append(f"MathJax never loaded: {math['count']} equations left as TeX")
         elif math["unrendered"]:
-            problems.append(f"{len(math['unrendered'])} of {math['count']} equations not rendered "
-                            f"by MathJax, first: {math['unrendered'][0]!r}")
+            problems.append(
+                f"{len(math['unrendered'])} of {math['count']} equations not rendered "
+                f"by MathJax, first: {math['unrendered'][0]!r}"
+            )
         problems += [f"math error: {e}" for e in math["errors"]]
         text = tab.evaluate(_VISIBLE_TEXT)
         for pattern, what in RAW_TEX:
             for m in list(pattern.finditer(text))[:1]:
-                context_text = text[max(0, m.start() - 40):m.end() + 40].replace("\n", " ")
+                context_text = text[max(0, m.start() - 40) : m.end() + 40].replace("\n", " ")
                 problems.append(f"{what} left in the visible text: …{context_text}…")
 
         images = tab.evaluate(_IMAGES)
@@ -413,12 +449,17 @@ def _check_download(tab, context, source: Path) -> list[str]:
         return ["the downloaded notebook's code cells are not the chapter's"]
     unexecuted = [i for i, c in enumerate(cells, 1) if c.get("execution_count") is None]
     if unexecuted:
-        return [f"the downloaded notebook was not executed (code cells {unexecuted[:5]} "
-                "have no execution count)"]
-    return [f"code cell {i} makes a figure but shows none (`{c.source.splitlines()[0][:60]}`)"
-            for i, c in enumerate(cells, 1)
-            if MAKES_FIGURE.search(c.source) and "plt.close" not in c.source
-            and not any(k.startswith("image/") for o in c.outputs for k in o.get("data", {}))]
+        return [
+            f"the downloaded notebook was not executed (code cells {unexecuted[:5]} "
+            "have no execution count)"
+        ]
+    return [
+        f"code cell {i} makes a figure but shows none (`{c.source.splitlines()[0][:60]}`)"
+        for i, c in enumerate(cells, 1)
+        if MAKES_FIGURE.search(c.source)
+        and "plt.close" not in c.source
+        and not any(k.startswith("image/") for o in c.outputs for k in o.get("data", {}))
+    ]
 
 
 # --------------------------------------------------------------------------- the book
@@ -426,8 +467,13 @@ def _check_download(tab, context, source: Path) -> list[str]:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_in_the_browser(browser, site, page):
-    problems = check_page(browser, site, page, source=ROOT / f"{page}.md",
-                          screenshot=SCREENSHOTS / f"{page.replace('/', '_')}.png")
+    problems = check_page(
+        browser,
+        site,
+        page,
+        source=ROOT / f"{page}.md",
+        screenshot=SCREENSHOTS / f"{page.replace('/', '_')}.png",
+    )
     assert not problems, f"{page}.html:\n  " + "\n  ".join(problems)
 
 
@@ -454,8 +500,11 @@ def _article_words(path: Path) -> list[str]:
                 self.depth["skip"] -= 1
 
         def handle_data(self, data):
-            if self.depth["article"] and (self.depth["p"] or self.depth["li"]) \
-                    and not self.depth["skip"]:
+            if (
+                self.depth["article"]
+                and (self.depth["p"] or self.depth["li"])
+                and not self.depth["skip"]
+            ):
                 self.words += re.findall(r"\b[A-Za-z]{6,}\b", data)
 
     parser = Prose()
@@ -465,8 +514,9 @@ def _article_words(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_search_finds_the_chapter_by_a_word_in_it(browser, site, page):
-    words = {p: set(_article_words(HTML / f"{p}.html")) for p in PAGES
-             if (HTML / f"{p}.html").is_file()}
+    words = {
+        p: set(_article_words(HTML / f"{p}.html")) for p in PAGES if (HTML / f"{p}.html").is_file()
+    }
     assert words.get(page), f"{page}.html has no prose to search for"
     frequency = Counter(w for ws in words.values() for w in ws)
     word = min(words[page], key=lambda w: (frequency[w], -len(w), w))  # rarest, longest
@@ -474,12 +524,16 @@ def test_search_finds_the_chapter_by_a_word_in_it(browser, site, page):
     try:
         tab.goto(site.url + f"search.html?q={word}", wait_until="load")
         summary = tab.locator("#search-results p.search-summary")
-        tab.wait_for_function("() => document.querySelector("
-                              "'#search-results p.search-summary')?.innerText", timeout=20000)
+        tab.wait_for_function(
+            "() => document.querySelector('#search-results p.search-summary')?.innerText",
+            timeout=20000,
+        )
         hrefs = tab.eval_on_selector_all("#search-results ul.search a", "as => as.map(a => a.href)")
         found = [urlsplit(h).path.lstrip("/") for h in hrefs]
-        assert f"{page}.html" in found, (f"searching for {word!r} (a word of {page}) found "
-                                         f"{found or 'nothing'}: {summary.inner_text()!r}")
+        assert f"{page}.html" in found, (
+            f"searching for {word!r} (a word of {page}) found "
+            f"{found or 'nothing'}: {summary.inner_text()!r}"
+        )
     finally:
         tab.close()
 
@@ -509,12 +563,15 @@ def test_every_internal_link_of_the_site_resolves(built_book):
 EXPECTED = {  # page of the fixture book -> what the checks must report
     "book/good": None,
     "book/broken_math": ["undefined macro \\Expect", "raw $$ left in the visible text"],
-    "book/broken_image": ["image did not load: ../_images/broken.png",
-                          "code cell 1 makes a figure but shows none"],
+    "book/broken_image": [
+        "image did not load: ../_images/broken.png",
+        "code cell 1 makes a figure but shows none",
+    ],
     "book/broken_algorithm": ["{prf:algorithm} #broken-alg-empty", "the block is empty"],
     "book/unexecuted_download": ["the downloaded notebook was not executed"],
-    "book/dead_download": ["the notebook link ../_sources/book/dead_download.ipynb "
-                           "returns HTTP 404"],
+    "book/dead_download": [
+        "the notebook link ../_sources/book/dead_download.ipynb returns HTTP 404"
+    ],
 }
 
 
@@ -547,14 +604,15 @@ def test_the_checks_fail_on_broken_pages(browser, broken_site, page):
     seen = Counter()
     problems = check_page(browser, s, page, source=root / f"{page}.md", seen=seen)
     if EXPECTED[page] is None:
-        assert not problems, f"false alarms on a correct page:\n  " + "\n  ".join(problems)
+        assert not problems, "false alarms on a correct page:\n  " + "\n  ".join(problems)
         # and the checks had something to check there
         assert seen["equations"] >= 5 and seen["images"] >= 1 and seen["notebooks"] == 1, seen
         assert seen["prf blocks"] == 4 and seen["links"] >= 4, seen
         return
     for expected in EXPECTED[page]:
         assert any(expected in p for p in problems), (
-            f"{page}: expected a problem containing {expected!r}, got:\n  " + "\n  ".join(problems))
+            f"{page}: expected a problem containing {expected!r}, got:\n  " + "\n  ".join(problems)
+        )
 
 
 def test_the_figure_pattern_knows_every_drawing_helper():
@@ -564,9 +622,11 @@ def test_the_figure_pattern_knows_every_drawing_helper():
     from rlbook import plotting
 
     computes_only = {"mean_and_band"}
-    drawing = [n for n, f in inspect.getmembers(plotting, inspect.isfunction)
-               if f.__module__ == plotting.__name__ and not n.startswith("_")
-               and n not in computes_only]
+    drawing = [
+        n
+        for n, f in inspect.getmembers(plotting, inspect.isfunction)
+        if f.__module__ == plotting.__name__ and not n.startswith("_") and n not in computes_only
+    ]
     assert drawing, "rlbook.plotting has no drawing helpers?"
     for name in drawing:
         assert MAKES_FIGURE.search(f"fig, ax = plotting.{name}(x, y)"), name

@@ -1,4 +1,5 @@
-"""nets, replay, distributions (the foundation's part) and plotting against plain-numpy references."""
+"""nets, replay, distributions (the foundation's part) and plotting against plain-numpy
+references."""
 
 import jax
 import jax.numpy as jnp
@@ -66,8 +67,9 @@ def test_categorical_against_numpy():
     np.testing.assert_allclose(D.categorical_entropy(logits), -(p * np.log(p)).sum(), rtol=1e-12)
     q_logits = jnp.array([1.0, 0.0, -0.5])
     q = np.exp(q_logits) / np.exp(q_logits).sum()
-    np.testing.assert_allclose(D.categorical_kl(logits, q_logits), (p * np.log(p / q)).sum(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        D.categorical_kl(logits, q_logits), (p * np.log(p / q)).sum(), rtol=1e-12
+    )
     keys = jax.random.split(jax.random.PRNGKey(0), 60_000)
     draws = jax.vmap(D.categorical_sample, (0, None))(keys, logits)
     counts = np.bincount(np.asarray(draws), minlength=3)
@@ -81,20 +83,27 @@ def test_gaussian_against_scipy():
     x = jnp.array([0.1, -0.4])
     want = stats.norm.logpdf(np.asarray(x), np.asarray(mean), np.exp(np.asarray(log_std))).sum()
     np.testing.assert_allclose(D.gaussian_log_prob(mean, log_std, x), want, rtol=1e-12)
-    np.testing.assert_allclose(D.gaussian_entropy(mean, log_std),
-                               stats.norm.entropy(0, np.exp(np.asarray(log_std))).sum(), rtol=1e-12)
+    np.testing.assert_allclose(
+        D.gaussian_entropy(mean, log_std),
+        stats.norm.entropy(0, np.exp(np.asarray(log_std))).sum(),
+        rtol=1e-12,
+    )
     # KL against numerical integration in one dimension.
     grid = np.linspace(-12, 12, 200_001)
     p = stats.norm.pdf(grid, 0.5, 1.3)
     q = stats.norm.pdf(grid, -0.2, 0.7)
     want_kl = np.trapezoid(p * (np.log(p + 1e-300) - np.log(q + 1e-300)), grid)
-    got = D.gaussian_kl(jnp.array([0.5]), jnp.log(jnp.array([1.3])), jnp.array([-0.2]),
-                        jnp.log(jnp.array([0.7])))
+    got = D.gaussian_kl(
+        jnp.array([0.5]), jnp.log(jnp.array([1.3])), jnp.array([-0.2]), jnp.log(jnp.array([0.7]))
+    )
     np.testing.assert_allclose(got, want_kl, rtol=1e-7)
     draws = jax.vmap(D.gaussian_sample, (0, None, None))(
-        jax.random.split(jax.random.PRNGKey(1), 20_000), mean, log_std)
+        jax.random.split(jax.random.PRNGKey(1), 20_000), mean, log_std
+    )
     for i in range(2):
-        ks = stats.kstest(np.asarray(draws[:, i]), "norm", (float(mean[i]), float(np.exp(log_std[i]))))
+        ks = stats.kstest(
+            np.asarray(draws[:, i]), "norm", (float(mean[i]), float(np.exp(log_std[i])))
+        )
         assert ks.pvalue > 1e-3
     with pytest.raises(ValueError, match="log_std"):
         D.gaussian_sample(jax.random.PRNGKey(0), mean, jnp.zeros(3))
@@ -125,7 +134,9 @@ def test_plotting_band_is_a_t_interval():
     np.testing.assert_allclose(high - mean, half)
     np.testing.assert_allclose(mean - low, half)
     fig, ax = plotting.learning_curve(np.arange(7), y, label="agent")
-    assert ax.get_xlabel() == "environment steps" and "5 seeds" in ax.get_legend().texts[0].get_text()
+    assert (
+        ax.get_xlabel() == "environment steps" and "5 seeds" in ax.get_legend().texts[0].get_text()
+    )
     fig, ax = plotting.violin({"a": y[0], "b": y[1]}, reference=0.0)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
     with pytest.raises(ValueError, match="y must have shape"):
@@ -142,12 +153,15 @@ def test_plotting_band_is_a_t_interval():
 
 
 @pytest.mark.parametrize("agent", ["reinforce", "npg", "actor_critic", "trpo", "ppo"])
-@pytest.mark.parametrize("field, bad", [
-    ("env_name", "MountainCar-v0"),
-    ("hidden", (64, 0)),
-    ("hidden", [64, 64]),
-    ("hidden", (64, True)),
-])
+@pytest.mark.parametrize(
+    "field, bad",
+    [
+        ("env_name", "MountainCar-v0"),
+        ("hidden", (64, 0)),
+        ("hidden", [64, 64]),
+        ("hidden", (64, True)),
+    ],
+)
 def test_every_on_policy_config_names_its_bad_field(agent, field, bad):
     import importlib
 
@@ -157,11 +171,16 @@ def test_every_on_policy_config_names_its_bad_field(agent, field, bad):
         config(**{field: bad})
 
 
-@pytest.mark.parametrize("agent, field", [
-    ("reinforce", "reward_to_go"), ("npg", "discount_states"),
-    ("actor_critic", "normalize_advantages"), ("trpo", "normalize_advantages"),
-    ("ppo", "normalize_advantages"),
-])
+@pytest.mark.parametrize(
+    "agent, field",
+    [
+        ("reinforce", "reward_to_go"),
+        ("npg", "discount_states"),
+        ("actor_critic", "normalize_advantages"),
+        ("trpo", "normalize_advantages"),
+        ("ppo", "normalize_advantages"),
+    ],
+)
 def test_a_flag_must_be_a_bool_not_merely_truthy(agent, field):
     import importlib
 

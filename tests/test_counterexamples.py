@@ -51,6 +51,7 @@ def test_baird_expected_update_matrix_and_spectrum_against_numpy(gamma):
 
 def test_baird_threshold_is_15_over_17():
     """Off-policy TD(0) on Baird's star is unstable iff γ > 15/17 (for every small α)."""
+
     def least_real(gamma):
         ev = np.linalg.eigvals(baird_A(gamma))
         ev = ev[np.abs(ev) > 1e-9]  # drop the null direction of Φ (8 weights, 7 states)
@@ -77,8 +78,9 @@ def test_two_state_thresholds(epsilon):
     first, uniform = [1.0, 0.0, 0.0], [0.5, 0.5, 0.0]
     # closed form A = d0 (1 − 2γ) + 4 d1 (1 − γ(1 − ε))
     for gamma in (0.3, 0.7, 0.95):
-        assert a(gamma, uniform) == pytest.approx(0.5 * (1 - 2 * gamma)
-                                                  + 2 * (1 - gamma * (1 - epsilon)), abs=1e-14)
+        assert a(gamma, uniform) == pytest.approx(
+            0.5 * (1 - 2 * gamma) + 2 * (1 - gamma * (1 - epsilon)), abs=1e-14
+        )
     g1, g2 = 0.5, 5 / (6 - 4 * epsilon)
     assert a(g1 - 1e-6, first) > 0 > a(g1 + 1e-6, first)
     if g2 < 1:

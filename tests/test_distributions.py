@@ -66,13 +66,17 @@ def test_mvn_kl_against_monte_carlo_and_the_diagonal_case():
     mq = jnp.array([0.0, 0.5, 1.0])
     kl = float(D.mvn_kl(MEAN, L, mq, Lq))
     xs = draws(D.mvn_sample, MEAN, L, n=200_000, seed=3)
-    ratio = (stats.multivariate_normal(np.asarray(MEAN), np.asarray(L @ L.T)).logpdf(xs)
-             - stats.multivariate_normal(np.asarray(mq), np.asarray(Lq @ Lq.T)).logpdf(xs))
+    ratio = stats.multivariate_normal(np.asarray(MEAN), np.asarray(L @ L.T)).logpdf(
+        xs
+    ) - stats.multivariate_normal(np.asarray(mq), np.asarray(Lq @ Lq.T)).logpdf(xs)
     # Monte-Carlo KL = mean log ratio; tolerance: 5 standard errors of that mean.
     assert abs(ratio.mean() - kl) < 5 * ratio.std() / np.sqrt(len(ratio))
     d1, d2 = jnp.array([0.3, 1.2, 0.5]), jnp.array([1.0, 0.4, 2.0])
-    np.testing.assert_allclose(D.mvn_kl(MEAN, jnp.diag(d1), mq, jnp.diag(d2)),
-                               D.gaussian_kl(MEAN, jnp.log(d1), mq, jnp.log(d2)), rtol=1e-12)
+    np.testing.assert_allclose(
+        D.mvn_kl(MEAN, jnp.diag(d1), mq, jnp.diag(d2)),
+        D.gaussian_kl(MEAN, jnp.log(d1), mq, jnp.log(d2)),
+        rtol=1e-12,
+    )
     np.testing.assert_allclose(D.mvn_kl(MEAN, L, MEAN, L), 0.0, atol=1e-12)
 
 
@@ -119,8 +123,9 @@ def test_truncated_normal_against_scipy(loc, scale, low, high):
     np.testing.assert_allclose(got, ref.logpdf(grid), rtol=1e-9)
     # scipy's entropy is nan with an infinite bound: integrate −log p instead.
     entropy = ref.expect(lambda t: -ref.logpdf(t), epsabs=1e-12, epsrel=1e-12)
-    np.testing.assert_allclose(jax.jit(D.truncated_normal_entropy)(loc, scale, low, high), entropy,
-                               rtol=1e-8)
+    np.testing.assert_allclose(
+        jax.jit(D.truncated_normal_entropy)(loc, scale, low, high), entropy, rtol=1e-8
+    )
     outside = low - 1.0 if np.isfinite(low) else high + 1.0
     assert D.truncated_normal_log_prob(loc, scale, low, high, outside) == -np.inf
     u = np.array([1e-6, 0.1, 0.5, 0.9, 1 - 1e-6])
@@ -138,19 +143,23 @@ def test_truncated_normal_sample_is_reparameterized():
     key = jax.random.PRNGKey(7)
     sample = jax.jit(D.truncated_normal_sample)
     grads = jax.jit(jax.grad(D.truncated_normal_sample, argnums=(1, 2, 3, 4)))(
-        key, loc, scale, low, high)
+        key, loc, scale, low, high
+    )
     for i, g in enumerate(grads):
+
         def moved(h, i=i):
             args = [loc, scale, low, high]
             args[i] += h
             return float(sample(key, *args))
+
         np.testing.assert_allclose(g, fd(moved, 0.0), rtol=1e-6, atol=1e-9)
     # In expectation: ∂/∂μ E[x] from pathwise gradients equals the finite difference of
     # scipy's mean. The pathwise derivative lies in [0, 2] here (its sd < 1), so over
     # 20 000 draws 0.03 is more than 4 standard errors.
     keys = jax.random.split(jax.random.PRNGKey(8), N)
-    dmean = jax.jit(jax.vmap(jax.grad(D.truncated_normal_sample, argnums=1),
-                             (0, None, None, None, None)))(keys, loc, scale, low, high)
+    dmean = jax.jit(
+        jax.vmap(jax.grad(D.truncated_normal_sample, argnums=1), (0, None, None, None, None))
+    )(keys, loc, scale, low, high)
 
     def scipy_mean(m):
         return stats.truncnorm.mean((low - m) / scale, (high - m) / scale, loc=m, scale=scale)
@@ -170,6 +179,7 @@ def test_truncated_normal_rejects_bad_parameters():
 
 # ------------------------------------------------------------------ Kumaraswamy
 
+
 def kumaraswamy_cdf(x, a, b):
     return 1.0 - (1.0 - x**a) ** b
 
@@ -180,16 +190,19 @@ def test_kumaraswamy_against_closed_forms(a, b):
     want = np.log(a * b * x ** (a - 1) * (1 - x**a) ** (b - 1))
     np.testing.assert_allclose(D.kumaraswamy_log_prob(a, b, jnp.asarray(x)), want, rtol=1e-12)
     if a == 1.0:  # Kumaraswamy(1, b) is Beta(1, b)
-        np.testing.assert_allclose(D.kumaraswamy_log_prob(a, b, jnp.asarray(x)),
-                                   stats.beta(1.0, b).logpdf(x), rtol=1e-12)
+        np.testing.assert_allclose(
+            D.kumaraswamy_log_prob(a, b, jnp.asarray(x)), stats.beta(1.0, b).logpdf(x), rtol=1e-12
+        )
+
     def density(t):
         return a * b * t ** (a - 1) * (1 - t**a) ** (b - 1)
 
     h, _ = integrate.quad(lambda t: -density(t) * np.log(density(t)), 0, 1, limit=200)
     np.testing.assert_allclose(D.kumaraswamy_entropy(a, b), h, rtol=1e-6)
     u = np.array([0.01, 0.5, 0.99])
-    np.testing.assert_allclose(kumaraswamy_cdf(np.asarray(D.kumaraswamy_icdf(a, b, u)), a, b), u,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        kumaraswamy_cdf(np.asarray(D.kumaraswamy_icdf(a, b, u)), a, b), u, rtol=1e-12
+    )
     xs = draws(D.kumaraswamy_sample, a, b)
     # Moments E[x^m] = b B(1 + m/a, b); tolerance 5 standard errors sqrt(Var(x^m)/N).
     for m in (1, 2):
@@ -247,14 +260,18 @@ def test_concrete_log_prob_two_categories_is_a_logistic_law():
     logits, tau = jnp.array([0.7, -0.4]), 0.6
     delta = float(logits[0] - logits[1])
     y1 = np.array([0.01, 0.2, 0.5, 0.8, 0.99])
-    want = (stats.logistic.logpdf(tau * special.logit(y1) - delta) + np.log(tau)
-            - np.log(y1 * (1 - y1)))
-    got = jax.jit(jax.vmap(lambda t: D.gumbel_softmax_log_prob(logits, tau,
-                                                               jnp.stack([t, 1 - t]))))(y1)
+    want = (
+        stats.logistic.logpdf(tau * special.logit(y1) - delta) + np.log(tau) - np.log(y1 * (1 - y1))
+    )
+    got = jax.jit(
+        jax.vmap(lambda t: D.gumbel_softmax_log_prob(logits, tau, jnp.stack([t, 1 - t])))
+    )(y1)
     np.testing.assert_allclose(got, want, rtol=1e-10)
-    np.testing.assert_allclose(D.gumbel_softmax_log_prob(logits + 3.0, tau, jnp.array([0.3, 0.7])),
-                               D.gumbel_softmax_log_prob(logits, tau, jnp.array([0.3, 0.7])),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        D.gumbel_softmax_log_prob(logits + 3.0, tau, jnp.array([0.3, 0.7])),
+        D.gumbel_softmax_log_prob(logits, tau, jnp.array([0.3, 0.7])),
+        rtol=1e-12,
+    )
     ys = draws(D.gumbel_softmax_sample, logits, tau)[:, 0]
     cdf = lambda t: stats.logistic.cdf(tau * special.logit(t) - delta)  # noqa: E731
     assert stats.kstest(ys, cdf).pvalue > P_MIN

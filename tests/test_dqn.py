@@ -1,4 +1,5 @@
-"""rlbook.agents.dqn: TD targets, the plain-loop update against the jitted one, configs, training."""
+"""rlbook.agents.dqn: TD targets, the plain-loop update against the jitted one, configs,
+training."""
 
 import dataclasses
 
@@ -42,13 +43,20 @@ def test_targets_mask_termination_only():
 def test_truncated_transitions_bootstrap_from_the_pre_reset_observation():
     """Through CartPole: the time limit sets truncated but not terminated, and s' is kept."""
     env = envs.CartPole()
-    config = dqn.DQNConfig(hidden=(8,), total_steps=100, log_every=100, learning_starts=64,
-                           n_envs=2)
+    config = dqn.DQNConfig(
+        hidden=(8,), total_steps=100, log_every=100, learning_starts=64, n_envs=2
+    )
     params = nets.mlp_init(jax.random.PRNGKey(0), [4, 8, 2])
     short = env.default_params._replace(max_steps=3)
     obs, state = jax.vmap(env.reset, (0, None))(jax.random.split(jax.random.PRNGKey(1), 2), short)
-    actor = dqn.Actor(state, obs, jnp.asarray(0, jnp.int32), jnp.zeros(2, jnp.float32),
-                      jnp.asarray(0.0, jnp.float32), jnp.asarray(0, jnp.int32))
+    actor = dqn.Actor(
+        state,
+        obs,
+        jnp.asarray(0, jnp.int32),
+        jnp.zeros(2, jnp.float32),
+        jnp.asarray(0.0, jnp.float32),
+        jnp.asarray(0, jnp.int32),
+    )
     rollout = jax.jit(dqn.rollout, static_argnums=(3, 4, 5))
     for k in range(3):
         before = actor
@@ -59,8 +67,9 @@ def test_truncated_transitions_bootstrap_from_the_pre_reset_observation():
     np.testing.assert_array_equal(tr.obs, before.obs)
     assert not np.allclose(tr.next_obs, actor.obs)  # s' is the pre-reset observation
     q_next = dqn.q_values(params, tr.next_obs)
-    np.testing.assert_allclose(dqn.targets(q_next, tr.reward, tr.terminated, 0.99),
-                               1.0 + 0.99 * q_next.max(-1), rtol=1e-6)
+    np.testing.assert_allclose(
+        dqn.targets(q_next, tr.reward, tr.terminated, 0.99), 1.0 + 0.99 * q_next.max(-1), rtol=1e-6
+    )
     # A pole past 12° terminates: the stored transition is terminal and its target is r.
     falling = state._replace(theta=jnp.full(2, 0.25, jnp.float32))
     actor = actor._replace(env_state=falling, obs=jax.vmap(env.observe)(falling))
@@ -71,16 +80,24 @@ def test_truncated_transitions_bootstrap_from_the_pre_reset_observation():
 
 @pytest.mark.parametrize("use_target,huber_delta", [(True, 1.0), (True, None), (False, 1.0)])
 def test_readable_update_agrees_with_the_jitted_update(use_target, huber_delta):
-    config = dqn.DQNConfig(hidden=(16, 16), use_target=use_target, huber_delta=huber_delta,
-                           target_period=2, target_tau=0.5, learning_rate=3e-3)
+    config = dqn.DQNConfig(
+        hidden=(16, 16),
+        use_target=use_target,
+        huber_delta=huber_delta,
+        target_period=2,
+        target_tau=0.5,
+        learning_rate=3e-3,
+    )
     learner, optimizer = make_learner(config)
-    fast = jax.jit(lambda l, b: dqn.update(l, b, config, optimizer)[0])
+    fast = jax.jit(lambda learner, b: dqn.update(learner, b, config, optimizer)[0])
     slow = learner
     for i in range(2):  # the target moves at update 2
         batch = random_batch(i, B=8)
         batch = batch._replace(reward=batch.reward * 5)  # TD errors beyond the Huber threshold
         learner, slow = fast(learner, batch), dqn.readable_update(slow, batch, config, optimizer)
-        for a, b in zip(jax.tree_util.tree_leaves(learner), jax.tree_util.tree_leaves(slow)):
+        for a, b in zip(
+            jax.tree_util.tree_leaves(learner), jax.tree_util.tree_leaves(slow), strict=True
+        ):
             np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
     assert int(learner.n_updates) == 2
 
@@ -95,7 +112,7 @@ def test_no_target_network_is_a_target_copied_after_every_update():
     for i in range(3):
         l1 = dqn.update(l1, random_batch(i), plain, optimizer)[0]
         l2 = dqn.update(l2, random_batch(i), copied, optimizer)[0]
-    for a, b in zip(jax.tree_util.tree_leaves(l1), jax.tree_util.tree_leaves(l2)):
+    for a, b in zip(jax.tree_util.tree_leaves(l1), jax.tree_util.tree_leaves(l2), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
@@ -115,8 +132,9 @@ def test_loss_is_the_mean_huber_td_error():
 
 def test_epsilon_schedule_and_epsilon_greedy():
     config = dqn.DQNConfig(epsilon_start=1.0, epsilon_end=0.1, epsilon_steps=100)
-    np.testing.assert_allclose([dqn.epsilon(config, t) for t in (0, 50, 100, 1000)],
-                               [1.0, 0.55, 0.1, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(
+        [dqn.epsilon(config, t) for t in (0, 50, 100, 1000)], [1.0, 0.55, 0.1, 0.1], rtol=1e-6
+    )
     q = jnp.tile(jnp.array([0.0, 1.0, 0.5]), (4000, 1))
     greedy = dqn.epsilon_greedy(jax.random.PRNGKey(0), q, 0.0)
     np.testing.assert_array_equal(greedy, 1)
@@ -126,9 +144,17 @@ def test_epsilon_schedule_and_epsilon_greedy():
 
 
 def test_train_runs_jitted_and_vmapped_in_float32():
-    config = dqn.DQNConfig(total_steps=400, n_envs=2, hidden=(16,), learning_starts=64,
-                           buffer_size=256, batch_size=32, log_every=200, train_every=2,
-                           target_period=10)
+    config = dqn.DQNConfig(
+        total_steps=400,
+        n_envs=2,
+        hidden=(16,),
+        learning_starts=64,
+        buffer_size=256,
+        batch_size=32,
+        log_every=200,
+        train_every=2,
+        target_period=10,
+    )
     train = jax.jit(jax.vmap(dqn.make_train(config)))
     (learner, actor, buffer), metrics = train(jax.random.split(jax.random.PRNGKey(0), 2))
     assert metrics["train_return"].shape == (2, 2) and config.log_steps.tolist() == [200, 400]
@@ -136,7 +162,9 @@ def test_train_runs_jitted_and_vmapped_in_float32():
     assert int(actor.t[0]) == 400 and int(buffer.size[0]) == 256
     # the last snapshot is the final φ, and the greedy evaluation runs on any snapshot
     last = jax.tree_util.tree_map(lambda x: x[0, -1], metrics["params"])
-    for a, b in zip(jax.tree_util.tree_leaves(last), jax.tree_util.tree_leaves(learner.params)):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(last), jax.tree_util.tree_leaves(learner.params), strict=True
+    ):
         np.testing.assert_array_equal(a, b[0])
     env, params = envs.make("CartPole-v1")
     returns = dqn.evaluate(jax.random.PRNGKey(1), last, env, params._replace(max_steps=50), 3)
@@ -147,13 +175,31 @@ def test_train_runs_jitted_and_vmapped_in_float32():
     assert np.all(np.isfinite(np.asarray(metrics["loss"])))
 
 
-@pytest.mark.parametrize("field,value", [
-    ("total_steps", 0), ("n_envs", -1), ("hidden", (64, 0)), ("hidden", [64]),
-    ("learning_rate", 0.0), ("gamma", 1.0), ("buffer_size", 0), ("batch_size", 0),
-    ("learning_starts", 10), ("train_every", 0), ("target_period", 0), ("target_tau", 0.0),
-    ("target_tau", 1.5), ("epsilon_start", 1.5), ("epsilon_end", -0.1), ("epsilon_steps", 0),
-    ("huber_delta", 0.0), ("max_grad_norm", -1.0), ("log_every", 3_000), ("log_every", 0),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("total_steps", 0),
+        ("n_envs", -1),
+        ("hidden", (64, 0)),
+        ("hidden", [64]),
+        ("learning_rate", 0.0),
+        ("gamma", 1.0),
+        ("buffer_size", 0),
+        ("batch_size", 0),
+        ("learning_starts", 10),
+        ("train_every", 0),
+        ("target_period", 0),
+        ("target_tau", 0.0),
+        ("target_tau", 1.5),
+        ("epsilon_start", 1.5),
+        ("epsilon_end", -0.1),
+        ("epsilon_steps", 0),
+        ("huber_delta", 0.0),
+        ("max_grad_norm", -1.0),
+        ("log_every", 3_000),
+        ("log_every", 0),
+    ],
+)
 def test_bad_configs_raise_value_errors_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         dqn.DQNConfig(**{field: value})

@@ -63,8 +63,9 @@ def test_pendulum_matches_gymnasium_step_by_step():
         _, obs, rew, term = env.step_env(st, a, params)
         return obs, rew, term
 
-    obs, rew, term = jax.jit(jax.vmap(one))(jnp.asarray(states, jnp.float32),
-                                            jnp.asarray(actions, jnp.float32))
+    obs, rew, term = jax.jit(jax.vmap(one))(
+        jnp.asarray(states, jnp.float32), jnp.asarray(actions, jnp.float32)
+    )
     np.testing.assert_allclose(obs, want_obs, atol=1e-5)
     np.testing.assert_allclose(rew, want_rew, atol=1e-5, rtol=1e-6)
     assert not np.any(term)
@@ -73,8 +74,9 @@ def test_pendulum_matches_gymnasium_step_by_step():
 def test_reset_distributions_match_gymnasium_ranges():
     for name, high in (("CartPole-v1", [0.05] * 4), ("Pendulum-v1", [1, 1, 1])):
         env, params = envs.make(name)
-        obs, _ = jax.vmap(env.reset, (0, None))(jax.random.split(jax.random.PRNGKey(0), 4000),
-                                                params)
+        obs, _ = jax.vmap(env.reset, (0, None))(
+            jax.random.split(jax.random.PRNGKey(0), 4000), params
+        )
         assert obs.shape == (4000, env.obs_dim)
         assert np.all(np.abs(obs) <= np.asarray(high) + 1e-7)
         if name == "CartPole-v1":  # uniform on [−0.05, 0.05]: mean 0, sd 0.05/√3

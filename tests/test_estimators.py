@@ -39,8 +39,15 @@ def log_prob(theta, x):
 def gaussian_moments(theta):
     """E[x^k], k = 0..6, for x ∼ N(θ, 1)."""
     t = theta
-    return [1.0, t, t**2 + 1, t**3 + 3 * t, t**4 + 6 * t**2 + 3, t**5 + 10 * t**3 + 15 * t,
-            t**6 + 15 * t**4 + 45 * t**2 + 15]
+    return [
+        1.0,
+        t,
+        t**2 + 1,
+        t**3 + 3 * t,
+        t**4 + 6 * t**2 + 3,
+        t**5 + 10 * t**3 + 15 * t,
+        t**6 + 15 * t**4 + 45 * t**2 + 15,
+    ]
 
 
 def per_sample_variances(theta):
@@ -49,17 +56,21 @@ def per_sample_variances(theta):
     ∂/∂θ [(θ + ε)² θ] = 3θ² + 4θε + ε², variance 16θ² + 2."""
     m = gaussian_moments(theta)
     sf_second = theta**2 * m[6] + 2 * theta * (1 - theta**2) * m[5] + (1 - theta**2) ** 2 * m[4]
-    return {"naive": 2 + 4 * theta**2,
-            "score": sf_second - (1 + 3 * theta**2) ** 2,
-            "reparam": 2 + 16 * theta**2}
+    return {
+        "naive": 2 + 4 * theta**2,
+        "score": sf_second - (1 + 3 * theta**2) ** 2,
+        "reparam": 2 + 16 * theta**2,
+    }
 
 
 @functools.partial(jax.jit, static_argnums=2)
 def estimates(key, theta, n=N):
     k1, k2, k3 = jax.random.split(key, 3)
-    return {"naive": E.naive(k1, f, sample, theta, n),
-            "score": E.score_function(k2, f, sample, log_prob, theta, n),
-            "reparam": E.reparameterization(k3, f, sample, theta, n)}
+    return {
+        "naive": E.naive(k1, f, sample, theta, n),
+        "score": E.score_function(k2, f, sample, log_prob, theta, n),
+        "reparam": E.reparameterization(k3, f, sample, theta, n),
+    }
 
 
 def test_variance_formulas_by_gauss_hermite_quadrature():
@@ -73,8 +84,9 @@ def test_variance_formulas_by_gauss_hermite_quadrature():
             mean = w @ g
             want_mean = 1 + theta**2 if name == "naive" else 1 + 3 * theta**2
             np.testing.assert_allclose(mean, want_mean, rtol=1e-12, atol=1e-12)
-            np.testing.assert_allclose(w @ (g - mean) ** 2, per_sample_variances(theta)[name],
-                                       rtol=1e-10)
+            np.testing.assert_allclose(
+                w @ (g - mean) ** 2, per_sample_variances(theta)[name], rtol=1e-10
+            )
 
 
 @settings(max_examples=8, deadline=None)
@@ -111,9 +123,11 @@ def test_importance_weighted_score_function_with_a_wide_proposal():
         return D.gaussian_log_prob(jnp.zeros(()), jnp.log(scale_q), x)
 
     terms = jax.jit(jax.vmap(lambda x: E.importance_term(f, log_prob, log_q, theta, x)))(
-        jax.vmap(sample_q)(jax.random.split(jax.random.PRNGKey(2), N)))
+        jax.vmap(sample_q)(jax.random.split(jax.random.PRNGKey(2), N))
+    )
     est = jax.jit(lambda k: E.importance(k, f, log_prob, sample_q, log_q, theta, N))(
-        jax.random.PRNGKey(2))
+        jax.random.PRNGKey(2)
+    )
     np.testing.assert_allclose(est, terms.mean(), rtol=1e-12)
     # The weights p/q are bounded here, so the terms have finite variance; tolerance from
     # their sample standard deviation.
@@ -128,9 +142,11 @@ def test_score_function_on_a_categorical():
     mean = p @ terms
     np.testing.assert_allclose(mean, p * (c - p @ c), rtol=1e-12)
     var = p @ (terms - mean) ** 2
-    got = jax.jit(lambda k: E.score_function(
-        k, lambda a, th: c[a], D.categorical_sample, D.categorical_log_prob, logits, N))(
-        jax.random.PRNGKey(3))
+    got = jax.jit(
+        lambda k: E.score_function(
+            k, lambda a, th: c[a], D.categorical_sample, D.categorical_log_prob, logits, N
+        )
+    )(jax.random.PRNGKey(3))
     assert np.all(np.abs(got - mean) < Z * np.sqrt(var / N))
 
 
@@ -142,8 +158,9 @@ def test_reparameterization_with_a_pytree_of_parameters():
     def rsample(key, th):
         return D.gaussian_sample(key, th["mean"], th["log_std"])
 
-    got = jax.jit(lambda k: E.reparameterization(k, lambda x, th: jnp.sum(x**2), rsample,
-                                                 theta, N))(jax.random.PRNGKey(4))
+    got = jax.jit(
+        lambda k: E.reparameterization(k, lambda x, th: jnp.sum(x**2), rsample, theta, N)
+    )(jax.random.PRNGKey(4))
     s2 = jnp.exp(2 * theta["log_std"])
     assert np.all(np.abs(got["mean"] - 2 * theta["mean"]) < Z * np.sqrt(4 * s2 / N))
     assert np.all(np.abs(got["log_std"] - 2 * s2) < Z * np.sqrt(8 * s2**2 / N))
@@ -154,8 +171,9 @@ def test_estimators_vmap_over_keys_and_parameters():
     thetas = jnp.array([0.5, 1.0, 1.5])
     batched = jax.jit(jax.vmap(lambda k, t: E.score_function(k, f, sample, log_prob, t, 64)))
     one = jax.jit(lambda k, t: E.score_function(k, f, sample, log_prob, t, 64))
-    np.testing.assert_allclose(batched(keys, thetas),
-                               [one(k, t) for k, t in zip(keys, thetas)], rtol=1e-12)
+    np.testing.assert_allclose(
+        batched(keys, thetas), [one(k, t) for k, t in zip(keys, thetas, strict=True)], rtol=1e-12
+    )
 
 
 def test_control_variate_with_the_optimal_coefficient():

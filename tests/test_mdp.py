@@ -66,8 +66,9 @@ def test_expected_return_equals_occupancy_weighted_reward():
     occ = mdp.occupancy(m, pi)
     np.testing.assert_allclose(occ.sum(), 1 / (1 - 0.9), rtol=1e-12)
     np.testing.assert_allclose(mdp.expected_return(m, pi), (occ * m.r).sum(), rtol=1e-12)
-    np.testing.assert_allclose(mdp.expected_return(m, pi),
-                               np.asarray(m.rho0) @ np_iterate_v(m.P, m.r, pi, 0.9), atol=1e-10)
+    np.testing.assert_allclose(
+        mdp.expected_return(m, pi), np.asarray(m.rho0) @ np_iterate_v(m.P, m.r, pi, 0.9), atol=1e-10
+    )
 
 
 def test_expected_return_gradient_matches_finite_differences():
@@ -127,13 +128,24 @@ def _contraction_ratios(key, gamma, P_shape_probe):
     q1 = 10 * jax.random.normal(k[2], (S, A))
     q2 = 10 * jax.random.normal(k[3], (S, A))
     dist = jnp.max(jnp.abs(q1 - q2))
-    return jnp.stack([jnp.max(jnp.abs(mdp.bellman_q(m, pi, q1) - mdp.bellman_q(m, pi, q2))),
-                      jnp.max(jnp.abs(mdp.bellman_opt_q(m, q1) - mdp.bellman_opt_q(m, q2)))]) / dist
+    return (
+        jnp.stack(
+            [
+                jnp.max(jnp.abs(mdp.bellman_q(m, pi, q1) - mdp.bellman_q(m, pi, q2))),
+                jnp.max(jnp.abs(mdp.bellman_opt_q(m, q1) - mdp.bellman_opt_q(m, q2))),
+            ]
+        )
+        / dist
+    )
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), gamma=st.floats(0.0, 0.999),
-       S=st.integers(1, 5), A=st.integers(1, 3))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    gamma=st.floats(0.0, 0.999),
+    S=st.integers(1, 5),
+    A=st.integers(1, 3),
+)
 def test_bellman_operators_are_sup_norm_contractions(seed, gamma, S, A):
     """‖T Q₁ − T Q₂‖∞ ≤ γ ‖Q₁ − Q₂‖∞ for T^π and T^* on random dense MDPs."""
     ratios = _contraction_ratios(jax.random.PRNGKey(seed), gamma, jnp.zeros((S, A)))

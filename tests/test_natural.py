@@ -33,7 +33,7 @@ def softmax_setup(seed=0, n_states=7, obs_dim=3, n_actions=4):
 
 def explicit_softmax_fisher(params, obs):
     """E_s E_{a∼π} [∇ log π(a|s) ∇ log π(a|s)ᵀ], the mean over actions done exactly, in numpy."""
-    scores, logp = _scores(params, obs)                         # [S, A, n], [S, A]
+    scores, logp = _scores(params, obs)  # [S, A, n], [S, A]
     scores, probs = np.asarray(scores), np.exp(np.asarray(logp))
     return np.einsum("sai,sa,saj->ij", scores, probs, scores) / len(obs)
 
@@ -65,9 +65,13 @@ def test_fvp_equals_explicit_fisher_times_v():
 
     @jax.jit
     def products(p, v):
-        return (natural.fisher_vector_product(kl, p, v), natural.fisher_operator(kl, p)(v),
-                natural.fisher_matrix(kl, p), natural.fisher_vector_product(kl, p, v, damping=0.5),
-                natural.fisher_operator(kl, p, damping=0.5)(v))
+        return (
+            natural.fisher_vector_product(kl, p, v),
+            natural.fisher_operator(kl, p)(v),
+            natural.fisher_matrix(kl, p),
+            natural.fisher_vector_product(kl, p, v, damping=0.5),
+            natural.fisher_operator(kl, p, damping=0.5)(v),
+        )
 
     fvp, op, matrix, damped_fvp, damped_op = products(params, v)
     np.testing.assert_allclose(fvp, F @ v, rtol=1e-10, atol=1e-12)
@@ -81,20 +85,25 @@ def test_fvp_of_a_gaussian_policy_matches_its_closed_form_fisher():
     # Mean μ(s) = W s + c, a free log σ vector: F = E_s[J_μᵀ diag(σ⁻²) J_μ] ⊕ 2 I on log σ.
     rng = np.random.default_rng(1)
     obs = jnp.asarray(rng.normal(size=(6, 3)))
-    params = {"w": jnp.asarray(rng.normal(size=(3, 2))), "c": jnp.asarray(rng.normal(size=2)),
-              "log_std": jnp.asarray([-0.3, 0.4])}
+    params = {
+        "w": jnp.asarray(rng.normal(size=(3, 2))),
+        "c": jnp.asarray(rng.normal(size=2)),
+        "log_std": jnp.asarray([-0.3, 0.4]),
+    }
 
     def kl(p, q):
         def one(o):
-            return D.gaussian_kl(o @ p["w"] + p["c"], p["log_std"],
-                                 o @ q["w"] + q["c"], q["log_std"])
+            return D.gaussian_kl(
+                o @ p["w"] + p["c"], p["log_std"], o @ q["w"] + q["c"], q["log_std"]
+            )
+
         return jnp.mean(jax.vmap(one)(obs))
 
     # ravel_pytree orders the leaves by key: c (2), log_std (2), w (3 × 2, row-major).
     prec = np.exp(-2 * np.asarray(params["log_std"]))
     F = np.zeros((10, 10))
     for o in np.asarray(obs):
-        J = np.zeros((2, 10))                     # ∂μ / ∂θ
+        J = np.zeros((2, 10))  # ∂μ / ∂θ
         J[:, 0:2] = np.eye(2)
         for i in range(3):
             for j in range(2):
@@ -218,8 +227,9 @@ def test_cg_solves_every_spd_system(eigs, seed):
     A, b = (q * np.asarray(eigs)) @ q.T, rng.normal(size=8)
     res = _solve8(A, b)
     assert not bool(res.nonpositive_curvature)
-    np.testing.assert_allclose(res.x, np.linalg.solve(A, b), rtol=1e-6,
-                               atol=1e-6 * np.abs(res.x).max())
+    np.testing.assert_allclose(
+        res.x, np.linalg.solve(A, b), rtol=1e-6, atol=1e-6 * np.abs(res.x).max()
+    )
 
 
 # ----------------------------------------------------------------------------- natural steps
@@ -247,15 +257,18 @@ def test_natural_direction_is_invariant_to_the_parameterization():
     moves = {}
     for param, p in (("log", jnp.array([mu, np.log(sigma)])), ("std", jnp.array([mu, sigma]))):
         to_ms, J, kl = gaussian_bandit(param)
-        jac = jax.jacobian(lambda p: jnp.stack(to_ms(p)))(p)   # d(μ, σ)/dp
-        s, cg = jax.jit(lambda p: natural.natural_direction(kl, p, jax.grad(J)(p), max_iter=5))(p)
+        # jacobian and jit call these lambdas at once, with this iteration's to_ms, J and kl
+        jac = jax.jacobian(lambda p: jnp.stack(to_ms(p)))(p)  # noqa: B023  d(μ, σ)/dp
+        s, cg = jax.jit(
+            lambda p: natural.natural_direction(kl, p, jax.grad(J)(p), max_iter=5)  # noqa: B023
+        )(p)
         assert not bool(cg.nonpositive_curvature)
-        moves[param] = (jac @ s, jac @ jax.grad(J)(p))         # tangent in (μ, σ) space
+        moves[param] = (jac @ s, jac @ jax.grad(J)(p))  # tangent in (μ, σ) space
     np.testing.assert_allclose(moves["log"][0], moves["std"][0], rtol=1e-12)
     # closed form: F⁻¹ in (μ, σ) is diag(σ², σ²/2); ∇J = (−2(μ − 1), −2σ)
-    np.testing.assert_allclose(moves["std"][0],
-                               [sigma**2 * -2 * (mu - 1), sigma**2 / 2 * -2 * sigma],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        moves["std"][0], [sigma**2 * -2 * (mu - 1), sigma**2 / 2 * -2 * sigma], rtol=1e-12
+    )
     assert not np.allclose(moves["log"][1], moves["std"][1], rtol=0.1)  # vanilla steps differ
 
 
@@ -265,10 +278,12 @@ def test_natural_step_fixed_and_adaptive():
     # a policy gradient (it lies in the range of F): J = E_s Σ_a π(a|s) R(s, a)
     R = jnp.asarray(np.random.default_rng(3).normal(size=(obs.shape[0], 4)))
     g = jax.grad(lambda p: jnp.mean(jnp.sum(jax.nn.softmax(nets.mlp_apply(p, obs)) * R, -1)))(
-        params)
+        params
+    )
     F = explicit_softmax_fisher(params, obs)
     lam = 0.1
     s_dense = np.linalg.solve(F + lam * np.eye(flat.size), np.asarray(ravel_pytree(g)[0]))
+
     def step(p, g, **kw):
         return natural.natural_step(kl, p, g, damping=lam, max_iter=200, tol=1e-12, **kw)
 
@@ -314,8 +329,10 @@ def test_bad_inputs_raise_value_errors_naming_the_argument():
         (lambda: natural.fisher_operator(kl, params)(jnp.ones(n - 1)), "v"),
         (lambda: natural.fisher_matrix(None, params), "kl"),
         (lambda: natural.conjugate_gradient(jnp.ones((3, 2)), b), "matvec"),
-        (lambda: natural.conjugate_gradient(jnp.array([[1.0, 2.0], [0.0, 1.0]]), jnp.ones(2)),
-         "symmetric"),
+        (
+            lambda: natural.conjugate_gradient(jnp.array([[1.0, 2.0], [0.0, 1.0]]), jnp.ones(2)),
+            "symmetric",
+        ),
         (lambda: natural.conjugate_gradient("A", b), "matvec"),
         (lambda: natural.conjugate_gradient(A, jnp.ones(4)), "b"),
         (lambda: natural.conjugate_gradient(A, jnp.ones((3, 1))), "b"),
@@ -328,9 +345,12 @@ def test_bad_inputs_raise_value_errors_naming_the_argument():
         (lambda: natural.kl_step_size(jnp.ones(2), jnp.ones(3), 0.1), "fisher_direction"),
         (lambda: natural.kl_step_size(jnp.ones(2), jnp.ones(2), 0.0), "max_kl"),
         (lambda: natural.natural_direction(kl, params, params[:1]), "grad"),
-        (lambda: natural.natural_direction(
-            kl, params, [{"w": layer["w"][:1], "b": layer["b"]} for layer in params]),
-         "grad"),
+        (
+            lambda: natural.natural_direction(
+                kl, params, [{"w": layer["w"][:1], "b": layer["b"]} for layer in params]
+            ),
+            "grad",
+        ),
         (lambda: natural.natural_step(kl, params, params), "step_size"),
         (lambda: natural.natural_step(kl, params, params, step_size=0.1, max_kl=0.1), "max_kl"),
         (lambda: natural.natural_step(kl, params, params, step_size=-0.1), "step_size"),

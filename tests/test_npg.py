@@ -13,8 +13,16 @@ policies = pytest.importorskip("rlbook.policies")
 reinforce = pytest.importorskip("rlbook.agents.reinforce")
 from rlbook.agents import npg  # noqa: E402
 
-SMALL = dict(n_episodes=3, horizon=20, hidden=(4,), n_updates=2, max_kl=0.01, damping=0.1,
-             cg_iters=60, cg_tol=1e-12)
+SMALL = dict(
+    n_episodes=3,
+    horizon=20,
+    hidden=(4,),
+    n_updates=2,
+    max_kl=0.01,
+    damping=0.1,
+    cg_iters=60,
+    cg_tol=1e-12,
+)
 
 
 def test_one_update_is_the_kl_sized_solve_of_the_explicit_fisher_system():
@@ -22,11 +30,13 @@ def test_one_update_is_the_kl_sized_solve_of_the_explicit_fisher_system():
     env, env_params = envs.make(config.env_name)
     policy = policies.for_env(env, config.hidden)
     params = policy.init(jax.random.PRNGKey(0))
-    traj, mask = reinforce.rollout(jax.random.PRNGKey(1), policy, params, env, env_params,
-                                   config.n_episodes, config.horizon)
+    traj, mask = reinforce.rollout(
+        jax.random.PRNGKey(1), policy, params, env, env_params, config.n_episodes, config.horizon
+    )
     weights = reinforce.targets(traj, mask, config.gamma)
-    new_params, step, g_hat = jax.jit(
-        lambda p: npg.update(p, policy, traj, mask, weights, config))(params)
+    new_params, step, g_hat = jax.jit(lambda p: npg.update(p, policy, traj, mask, weights, config))(
+        params
+    )
 
     # explicit F̂ = masked mean over visited states of Σ_a π(a|s) ∇log π ∇log πᵀ, in numpy
     flat, unravel = ravel_pytree(params)
@@ -44,12 +54,14 @@ def test_one_update_is_the_kl_sized_solve_of_the_explicit_fisher_system():
     np.testing.assert_allclose(step.direction, s, rtol=2e-3, atol=1e-5 * np.abs(s).max())
     np.testing.assert_allclose(step.step_size, beta, rtol=2e-3)
     np.testing.assert_allclose(step.predicted_kl, config.max_kl, rtol=1e-4)
-    np.testing.assert_allclose(ravel_pytree(new_params)[0], flat + beta * s, rtol=2e-3,
-                               atol=1e-5 * beta * np.abs(s).max())
+    np.testing.assert_allclose(
+        ravel_pytree(new_params)[0], flat + beta * s, rtol=2e-3, atol=1e-5 * beta * np.abs(s).max()
+    )
     # ĝ is REINFORCE's gradient estimate
     g_ref = jax.grad(reinforce.loss)(params, policy, traj, weights)
-    np.testing.assert_allclose(g, -np.asarray(ravel_pytree(g_ref)[0]), rtol=1e-5,
-                               atol=1e-6 * np.abs(g).max())  # float32 sums in another order
+    np.testing.assert_allclose(
+        g, -np.asarray(ravel_pytree(g_ref)[0]), rtol=1e-5, atol=1e-6 * np.abs(g).max()
+    )  # float32 sums in another order
 
 
 def test_train_is_jittable_and_vmappable_over_seeds():
@@ -64,9 +76,17 @@ def test_train_is_jittable_and_vmappable_over_seeds():
 
 
 def test_config_rejects_bad_fields():
-    for field, value in [("max_kl", 0.0), ("damping", -1.0), ("cg_iters", 0), ("n_updates", 0),
-                         ("n_episodes", 1.5), ("gamma", 1.5), ("hidden", [32]),
-                         ("env_name", "Pong"),
-                         ("cg_tol", -1.0), ("reward_to_go", 1)]:
+    for field, value in [
+        ("max_kl", 0.0),
+        ("damping", -1.0),
+        ("cg_iters", 0),
+        ("n_updates", 0),
+        ("n_episodes", 1.5),
+        ("gamma", 1.5),
+        ("hidden", [32]),
+        ("env_name", "Pong"),
+        ("cg_tol", -1.0),
+        ("reward_to_go", 1),
+    ]:
         with pytest.raises(ValueError, match=field):
             npg.Config(**{field: value})

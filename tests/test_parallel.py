@@ -20,7 +20,6 @@ import pytest
 
 from rlbook import parallel
 from rlbook.agents import ddpg, offpolicy, svg
-
 from sharded_runs import small_trains
 
 HERE = Path(__file__).parent
@@ -28,8 +27,10 @@ HERE = Path(__file__).parent
 
 def toy_train(key, scale=1.0):
     """A stand-in for an agent's train: a short scan of random draws, scaled."""
+
     def body(x, k):
         return x + scale * jax.random.normal(k, (3,)), x
+
     x, xs = jax.lax.scan(body, jnp.zeros(3), jax.random.split(key, 7))
     return {"final": x, "path": xs}
 
@@ -38,13 +39,13 @@ def test_one_device_is_plain_vmap_exactly():
     keys = jax.random.split(jax.random.PRNGKey(3), 5)
     out = parallel.run_seeds(toy_train, keys, jnp.asarray(0.5))
     ref = jax.jit(jax.vmap(toy_train, (0, None)))(keys, jnp.asarray(0.5))
-    for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(ref)):
+    for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(ref), strict=True):
         np.testing.assert_array_equal(a, b)
     values = jnp.asarray([0.1, 1.0, 3.0])
     grid = parallel.run_grid(toy_train, keys, values)
     ref = jax.jit(jax.vmap(jax.vmap(toy_train, (0, None)), (None, 0)))(keys, values)
     assert grid["final"].shape == (3, 5, 3)
-    for a, b in zip(jax.tree_util.tree_leaves(grid), jax.tree_util.tree_leaves(ref)):
+    for a, b in zip(jax.tree_util.tree_leaves(grid), jax.tree_util.tree_leaves(ref), strict=True):
         np.testing.assert_array_equal(a, b)
     # row i of the grid is seed i's run at that setting
     np.testing.assert_allclose(grid["final"][2, 4], toy_train(keys[4], 3.0)["final"], rtol=1e-6)
@@ -74,8 +75,13 @@ def test_value_errors():
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     with pytest.raises(ValueError, match="train"):
         parallel.run_seeds("not a function", keys)
-    for bad in (np.zeros((2, 2), np.uint32), jnp.zeros((2, 2)), jnp.zeros((0, 2), jnp.uint32),
-                jax.random.PRNGKey(0), jax.random.key(0)):
+    for bad in (
+        np.zeros((2, 2), np.uint32),
+        jnp.zeros((2, 2)),
+        jnp.zeros((0, 2), jnp.uint32),
+        jax.random.PRNGKey(0),
+        jax.random.key(0),
+    ):
         with pytest.raises(ValueError, match="keys"):
             parallel.run_seeds(toy_train, bad)
     for bad in ([], [0], "cpu", (jax.devices()[0],) * 2):
@@ -106,9 +112,16 @@ def test_rng_impl_choice():
 def sharded_report():
     """The cases of ``sharded_runs.py`` in two subprocesses side by side (one per core)."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    procs = [subprocess.Popen([sys.executable, str(HERE / "sharded_runs.py"), str(i), "2"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(HERE / "sharded_runs.py"), str(i), "2"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     report = {}
     for proc in procs:
         out, err = proc.communicate(timeout=900)
@@ -136,7 +149,7 @@ def test_sharded_over_four_devices_matches_one(sharded_report, agent):
     rep = r[agent]
     assert rep["rows"] == 5 and rep["shapes_agree"]
     assert rep["max_rel_diff"] <= 1e-4, rep
-    assert rep["exact_leaves"] > 0          # the seed-independent leaves agree exactly
+    assert rep["exact_leaves"] > 0  # the seed-independent leaves agree exactly
     seeds_spec = "P(None, 'seeds')" if agent.endswith("grid") else "P('seeds',)"
     assert seeds_spec in rep["specs"], rep["specs"]
     if rep["collectives"] is not None:
@@ -153,14 +166,16 @@ def test_philox_still_unshardable(sharded_report):
 def _float64_tensors(jaxpr, found):
     """(primitive, shape, source) of every non-scalar float64 value computed in ``jaxpr``."""
     from jax._src import source_info_util
+
     for eqn in jaxpr.eqns:
         for v in eqn.outvars:
             aval = v.aval
             if getattr(aval, "dtype", None) == jnp.float64 and aval.ndim > 0:
-                found.add((str(eqn.primitive), aval.shape,
-                           source_info_util.summarize(eqn.source_info)))
+                found.add(
+                    (str(eqn.primitive), aval.shape, source_info_util.summarize(eqn.source_info))
+                )
         for p in eqn.params.values():
-            for sub in (p if isinstance(p, (list, tuple)) else [p]):
+            for sub in p if isinstance(p, (list, tuple)) else [p]:
                 inner = getattr(sub, "jaxpr", sub)
                 if hasattr(inner, "eqns"):
                     _float64_tensors(inner, found)
@@ -177,8 +192,10 @@ def test_no_float64_tensor_in_any_agent_with_x64_on():
     """
     key = jax.random.PRNGKey(0)
     with jax.enable_x64(True):
-        found = {name: sorted(_float64_tensors(jax.make_jaxpr(train)(key).jaxpr, set()))
-                 for name, train in small_trains().items()}
+        found = {
+            name: sorted(_float64_tensors(jax.make_jaxpr(train)(key).jaxpr, set()))
+            for name, train in small_trains().items()
+        }
     assert not any(found.values()), {k: v for k, v in found.items() if v}
 
 
@@ -186,6 +203,5 @@ def test_every_agent_lowers_for_cuda_without_host_callbacks():
     """What a GPU user runs: the vmapped train lowered for CUDA (no GPU needed to lower)."""
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     for name, train in small_trains().items():
-        text = jax.jit(jax.vmap(train)).trace(keys).lower(
-            lowering_platforms=("cuda",)).as_text()
+        text = jax.jit(jax.vmap(train)).trace(keys).lower(lowering_platforms=("cuda",)).as_text()
         assert "callback" not in text, name

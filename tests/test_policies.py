@@ -28,12 +28,16 @@ def test_softmax_policy_matches_numpy():
     table = jax.vmap(lambda o: jax.vmap(lambda a: pol.log_prob(params, o, a))(jnp.arange(3)))
     got = jax.jit(table)(obs)
     np.testing.assert_allclose(got, logp, atol=1e-5)
-    np.testing.assert_allclose(jax.vmap(pol.entropy, (None, 0))(params, obs),
-                               -(np.exp(logp) * logp).sum(-1), atol=1e-5)
+    np.testing.assert_allclose(
+        jax.vmap(pol.entropy, (None, 0))(params, obs), -(np.exp(logp) * logp).sum(-1), atol=1e-5
+    )
     other = pol.init(jax.random.PRNGKey(1))
     logq = special.log_softmax(numpy_logits(other, obs), axis=-1)
-    np.testing.assert_allclose(jax.vmap(pol.kl, (None, None, 0))(params, other, obs),
-                               (np.exp(logp) * (logp - logq)).sum(-1), atol=1e-5)
+    np.testing.assert_allclose(
+        jax.vmap(pol.kl, (None, None, 0))(params, other, obs),
+        (np.exp(logp) * (logp - logq)).sum(-1),
+        atol=1e-5,
+    )
     np.testing.assert_array_equal(jax.vmap(pol.mode, (None, 0))(params, obs), logp.argmax(-1))
     assert nets.n_params(params) == 4 * 8 + 8 + 8 * 8 + 8 + 8 * 3 + 3
 
@@ -44,10 +48,10 @@ def test_softmax_samples_follow_the_policy_and_report_their_log_prob():
     obs = jnp.array([0.3, -1.2], jnp.float32)
     n = 40_000
     a, logp = jax.jit(jax.vmap(pol.sample, (0, None, None)))(
-        jax.random.split(jax.random.PRNGKey(3), n), params, obs)
+        jax.random.split(jax.random.PRNGKey(3), n), params, obs
+    )
     assert a.dtype == jnp.int32 and a.shape == (n,)
-    np.testing.assert_allclose(logp, batch_log_prob(pol)(params, obs, a),
-                               atol=1e-6)
+    np.testing.assert_allclose(logp, batch_log_prob(pol)(params, obs, a), atol=1e-6)
     p = np.asarray(pol.probs(params, obs), np.float64)
     assert stats.chisquare(np.bincount(np.asarray(a), minlength=4), n * p / p.sum()).pvalue > 1e-3
 
@@ -55,8 +59,9 @@ def test_softmax_samples_follow_the_policy_and_report_their_log_prob():
 def test_score_has_mean_zero_exactly():
     """Σ_a π(a|s) ∇_θ log π(a|s) = ∇_θ Σ_a π(a|s) = 0, the identity behind baselines."""
     pol = policies.SoftmaxPolicy(obs_dim=3, n_actions=5, hidden=(6,), final_scale=1.0)
-    params = jax.tree_util.tree_map(lambda x: x.astype(jnp.float64),
-                                    pol.init(jax.random.PRNGKey(4)))
+    params = jax.tree_util.tree_map(
+        lambda x: x.astype(jnp.float64), pol.init(jax.random.PRNGKey(4))
+    )
     obs = jnp.array([0.1, 0.5, -0.7])
     probs = pol.probs(params, obs)
     scores = jax.jit(jax.vmap(jax.grad(pol.log_prob), (None, None, 0)))(params, obs, jnp.arange(5))
@@ -80,30 +85,33 @@ def test_tabular_softmax_is_mdp_softmax_policy():
 
 
 def test_gaussian_policy_matches_scipy():
-    pol = policies.GaussianPolicy(obs_dim=3, action_dim=2, hidden=(8,), final_scale=1.0,
-                                  init_log_std=-0.5)
+    pol = policies.GaussianPolicy(
+        obs_dim=3, action_dim=2, hidden=(8,), final_scale=1.0, init_log_std=-0.5
+    )
     params = pol.init(jax.random.PRNGKey(5))
     params["log_std"] = jnp.array([-0.5, 0.3], jnp.float32)
     obs = jnp.array([0.2, -0.4, 1.0], jnp.float32)
     mean = numpy_logits(params["mean"], obs)
     std = np.exp(np.asarray(params["log_std"], np.float64))
     x = np.array([0.7, -1.1], np.float32)
-    np.testing.assert_allclose(pol.log_prob(params, obs, x),
-                               stats.norm(mean, std).logpdf(x).sum(), rtol=1e-5)
-    np.testing.assert_allclose(pol.entropy(params, obs), stats.norm(mean, std).entropy().sum(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        pol.log_prob(params, obs, x), stats.norm(mean, std).logpdf(x).sum(), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        pol.entropy(params, obs), stats.norm(mean, std).entropy().sum(), rtol=1e-5
+    )
     other = dict(params, log_std=jnp.array([0.1, 0.1], jnp.float32))
     s_q = np.exp(0.1)
     kl = np.sum(np.log(s_q / std) + std**2 / (2 * s_q**2) - 0.5)  # same mean
     np.testing.assert_allclose(pol.kl(params, other, obs), kl, rtol=1e-5)
     n = 40_000
     a, logp = jax.jit(jax.vmap(pol.sample, (0, None, None)))(
-        jax.random.split(jax.random.PRNGKey(6), n), params, obs)
+        jax.random.split(jax.random.PRNGKey(6), n), params, obs
+    )
     assert a.shape == (n, 2)
     np.testing.assert_allclose(a.mean(0), mean, atol=5 * std.max() / np.sqrt(n))
     np.testing.assert_allclose(a.std(0), std, rtol=0.03)
-    np.testing.assert_allclose(logp, batch_log_prob(pol)(params, obs, a),
-                               atol=1e-5)
+    np.testing.assert_allclose(logp, batch_log_prob(pol)(params, obs, a), atol=1e-5)
     np.testing.assert_allclose(pol.mode(params, obs), mean, rtol=1e-5)
 
 

@@ -53,8 +53,7 @@ def test_soft_value_is_the_entropy_regularized_maximum():
     rng = np.random.default_rng(1)
     q, beta = rng.normal(size=5), 0.7
     pi = np.exp(q / beta) / np.exp(q / beta).sum()
-    np.testing.assert_allclose(pi @ q - beta * pi @ np.log(pi), mdp.soft_value(q, beta),
-                               rtol=1e-12)
+    np.testing.assert_allclose(pi @ q - beta * pi @ np.log(pi), mdp.soft_value(q, beta), rtol=1e-12)
     for _ in range(100):
         other = rng.dirichlet(np.ones(5))
         assert other @ q - beta * other @ np.log(other) <= float(mdp.soft_value(q, beta)) + 1e-12
@@ -80,8 +79,7 @@ def _soft_ratio(key, gamma, beta):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), gamma=st.floats(0.0, 0.999),
-       beta=st.floats(1e-3, 1e3))
+@given(seed=st.integers(0, 2**31 - 1), gamma=st.floats(0.0, 0.999), beta=st.floats(1e-3, 1e3))
 def test_soft_bellman_operator_is_a_sup_norm_contraction(seed, gamma, beta):
     """‖T_β Q₁ − T_β Q₂‖∞ ≤ γ ‖Q₁ − Q₂‖∞ for every temperature β > 0."""
     ratio = _soft_ratio(jax.random.PRNGKey(seed), gamma, beta)
@@ -146,15 +144,17 @@ def test_q_learning_update_is_one_td_step():
     want = q.copy()
     want[1, 0] += 0.25 * (0.5 + 0.9 * 5.0 - 2.0)
     np.testing.assert_allclose(new, want, rtol=1e-15)
-    np.testing.assert_allclose(qlearning.step_size(jnp.arange(1, 5), 0.5, 2.0),
-                               2.0 / np.sqrt(np.arange(1, 5)), rtol=1e-15)
+    np.testing.assert_allclose(
+        qlearning.step_size(jnp.arange(1, 5), 0.5, 2.0), 2.0 / np.sqrt(np.arange(1, 5)), rtol=1e-15
+    )
 
 
 def test_q_learning_converges_to_q_star_with_robbins_monro_steps():
     m = random_mdp(5, S=4, A=2, gamma=0.7)
     q_star = np_policy_iteration(m.P, m.r, 0.7)
-    q, log = qlearning.q_learning(jax.random.PRNGKey(6), m, n_steps=40_000, omega=0.8,
-                                  log_every=10_000)
+    q, log = qlearning.q_learning(
+        jax.random.PRNGKey(6), m, n_steps=40_000, omega=0.8, log_every=10_000
+    )
     assert log.shape == (4, 4, 2)
     np.testing.assert_array_equal(log[-1], q)
     err = np.abs(np.asarray(log) - q_star).max((1, 2))

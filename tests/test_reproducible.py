@@ -34,7 +34,7 @@ CHAPTERS = [c for c in book.chapters(ROOT) if book.is_notebook(ROOT / c)]
 
 _UNIT = r"(?:ns|us|µs|ms|s|sec|secs|seconds?|min|minutes?|h|hours?)"
 TIMING = re.compile(
-    rf"\d(?:[\d.,]*\d)?(?:e[+-]?\d+)?\s*{_UNIT}\b(?!\w)"   # 1.3 s, 12ms, 2 minutes
+    rf"\d(?:[\d.,]*\d)?(?:e[+-]?\d+)?\s*{_UNIT}\b(?!\w)"  # 1.3 s, 12ms, 2 minutes
     r"|\b(?:steps?|it|iterations?|updates?|frames?|samples?|episodes?)\s*/\s*s\b"  # rates
     r"|\b(?:wall|cpu)\b|\belapsed\b|\btook\b|\btiming\b|\bseconds\b",
     re.I,
@@ -78,8 +78,13 @@ def cell_text(cell) -> list[str]:
             for mime in TEXT_TYPES:
                 if mime in out.get("data", {}):
                     data = out["data"][mime]
-                    text = data if isinstance(data, str) else "".join(data) \
-                        if isinstance(data, list) else repr(data)
+                    text = (
+                        data
+                        if isinstance(data, str)
+                        else "".join(data)
+                        if isinstance(data, list)
+                        else repr(data)
+                    )
                     parts.append(f"[{kind} {mime}]\n{text}")
     flush()
     return [normalize(line) for part in parts for line in part.splitlines()]
@@ -92,15 +97,20 @@ def compare(chapter: str, first, second) -> list[str]:
     if [c.source for c in a] != [c.source for c in b]:
         return [f"{chapter}: the two executions are not of the same code cells"]
     diffs = []
-    for i, (x, y) in enumerate(zip(a, b), start=1):
+    for i, (x, y) in enumerate(zip(a, b, strict=True), start=1):
         tx, ty = cell_text(x), cell_text(y)
         if tx == ty:
             continue
         first_line = x.source.strip().splitlines()[0][:70] if x.source.strip() else ""
-        delta = [d for d in difflib.unified_diff(tx, ty, "first", "second", n=0, lineterm="")
-                 if d[:1] in "+-" and not d.startswith(("---", "+++"))]
-        diffs.append(f"{chapter}: code cell {i} (`{first_line}`) differs:\n      "
-                     + "\n      ".join(delta[:6]))
+        delta = [
+            d
+            for d in difflib.unified_diff(tx, ty, "first", "second", n=0, lineterm="")
+            if d[:1] in "+-" and not d.startswith(("---", "+++"))
+        ]
+        diffs.append(
+            f"{chapter}: code cell {i} (`{first_line}`) differs:\n      "
+            + "\n      ".join(delta[:6])
+        )
     return diffs
 
 
@@ -129,27 +139,44 @@ def _notebook(cells: list[tuple[str, list]]) -> nbformat.NotebookNode:
 
 def test_a_difference_names_chapter_and_cell():
     stream = nbformat.v4.new_output
-    first = _notebook([
-        ("import time", []),
-        ("t0 = time.time()\nprint(...)", [stream("stream", name="stdout", text="done in 1.2 s\n")]),
-        ("print(j)", [stream("stream", name="stdout", text="J = 0.50\n")]),
-    ])
-    second = _notebook([
-        ("import time", []),
-        ("t0 = time.time()\nprint(...)", [stream("stream", name="stdout", text="done in 3.4 s\n")]),
-        ("print(j)", [stream("stream", name="stdout", text="J = 0.51\n")]),
-    ])
+    first = _notebook(
+        [
+            ("import time", []),
+            (
+                "t0 = time.time()\nprint(...)",
+                [stream("stream", name="stdout", text="done in 1.2 s\n")],
+            ),
+            ("print(j)", [stream("stream", name="stdout", text="J = 0.50\n")]),
+        ]
+    )
+    second = _notebook(
+        [
+            ("import time", []),
+            (
+                "t0 = time.time()\nprint(...)",
+                [stream("stream", name="stdout", text="done in 3.4 s\n")],
+            ),
+            ("print(j)", [stream("stream", name="stdout", text="J = 0.51\n")]),
+        ]
+    )
     diffs = compare("book/x.md", first, second)
     assert len(diffs) == 1, diffs
     assert "book/x.md: code cell 3 (`print(j)`)" in diffs[0], diffs
     assert "-J = 0.50" in diffs[0] and "+J = 0.51" in diffs[0], diffs
     # stream chunks split differently are the same text
-    split = _notebook([
-        ("import time", []),
-        ("t0 = time.time()\nprint(...)", [stream("stream", name="stdout", text="done in "),
-                                           stream("stream", name="stdout", text="9 s\n")]),
-        ("print(j)", [stream("stream", name="stdout", text="J = 0.50\n")]),
-    ])
+    split = _notebook(
+        [
+            ("import time", []),
+            (
+                "t0 = time.time()\nprint(...)",
+                [
+                    stream("stream", name="stdout", text="done in "),
+                    stream("stream", name="stdout", text="9 s\n"),
+                ],
+            ),
+            ("print(j)", [stream("stream", name="stdout", text="J = 0.50\n")]),
+        ]
+    )
     assert compare("book/x.md", first, split) == []
 
 
@@ -159,14 +186,17 @@ def test_a_difference_names_chapter_and_cell():
 def test_a_second_cold_execution_gives_the_same_outputs(built_book, chapter, tmp_path):
     built = EXECUTED / Path(chapter).with_suffix(".ipynb")
     if not built.exists():
-        pytest.fail(f"{chapter} has no executed notebook in {EXECUTED.relative_to(ROOT)}: "
-                    "the build did not execute it (see test_book.py)")
+        pytest.fail(
+            f"{chapter} has no executed notebook in {EXECUTED.relative_to(ROOT)}: "
+            "the build did not execute it (see test_book.py)"
+        )
     first = nbformat.read(built, as_version=4)
     second_path = tmp_path / built.name
     book.execute_chapter(ROOT / chapter, out=second_path)
     second = nbformat.read(second_path, as_version=4)
     source = [c.source for c in jupytext.read(ROOT / chapter).cells if c.cell_type == "code"]
     assert [c.source for c in first.cells if c.cell_type == "code"] == source, (
-        f"{built.relative_to(ROOT)} is not of the current {chapter}: rebuild the book")
+        f"{built.relative_to(ROOT)} is not of the current {chapter}: rebuild the book"
+    )
     diffs = compare(chapter, first, second)
     assert not diffs, "two cold executions differ:\n  " + "\n  ".join(diffs)

@@ -35,11 +35,13 @@ def numpy_returns(r, discounts, bootstrap, done):
 
 streams = st.sampled_from([1, 2, 9, 16]).flatmap(  # few lengths: few compiles
     lambda T: st.tuples(
-    st.lists(st.floats(-5, 5), min_size=T, max_size=T),
-    st.lists(st.booleans(), min_size=T, max_size=T),
-    st.lists(st.booleans(), min_size=T, max_size=T),
-    st.lists(st.floats(-5, 5), min_size=T, max_size=T),
-    st.floats(0.0, 1.0)))
+        st.lists(st.floats(-5, 5), min_size=T, max_size=T),
+        st.lists(st.booleans(), min_size=T, max_size=T),
+        st.lists(st.booleans(), min_size=T, max_size=T),
+        st.lists(st.floats(-5, 5), min_size=T, max_size=T),
+        st.floats(0.0, 1.0),
+    )
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -69,8 +71,9 @@ def test_batched_streams_are_independent_columns():
         want_g, want_g0 = numpy_returns(r[:, j], disc[:, j], boot[:, j], (term | trunc)[:, j])
         np.testing.assert_allclose(g[:, j], want_g, rtol=1e-12)
         np.testing.assert_allclose(g0[:, j], want_g0, rtol=1e-12)
-    np.testing.assert_allclose(returns.discounted_returns_loop(r, disc, boot, term | trunc), g,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        returns.discounted_returns_loop(r, disc, boot, term | trunc), g, rtol=1e-12
+    )
 
 
 def test_closed_forms():
@@ -80,13 +83,16 @@ def test_closed_forms():
     np.testing.assert_allclose(g, (1 - gamma ** (T - np.arange(T))) / (1 - gamma), rtol=1e-12)
     # Termination stops the sum; truncation bootstraps: r = 1, V(s_T) = 10.
     r, boot = jnp.ones(3), jnp.full(3, 10.0)
-    term = returns.discounted_returns(r, returns.step_discounts(0.5, [0, 0, 1]), boot,
-                                      [False, False, True])
-    trunc = returns.discounted_returns(r, returns.step_discounts(0.5, [0, 0, 0]), boot,
-                                       [False, False, True])
+    term = returns.discounted_returns(
+        r, returns.step_discounts(0.5, [0, 0, 1]), boot, [False, False, True]
+    )
+    trunc = returns.discounted_returns(
+        r, returns.step_discounts(0.5, [0, 0, 0]), boot, [False, False, True]
+    )
     np.testing.assert_allclose(term, [1.75, 1.5, 1.0])
-    np.testing.assert_allclose(trunc, [1 + 0.5 + 0.25 + 0.125 * 10, 1 + 0.5 + 0.25 * 10,
-                                       1 + 0.5 * 10])
+    np.testing.assert_allclose(
+        trunc, [1 + 0.5 + 0.25 + 0.125 * 10, 1 + 0.5 + 0.25 * 10, 1 + 0.5 * 10]
+    )
 
 
 def test_bad_inputs_raise_naming_the_argument():

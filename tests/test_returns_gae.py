@@ -35,8 +35,13 @@ def stream(seed, T=30, N=3, gamma=0.9, p_end=0.1):
     terminated = jax.random.uniform(k[1], (T, N)) < p_end / 2
     truncated = ~terminated & (jax.random.uniform(k[2], (T, N)) < p_end / 2)
     values = jax.random.normal(k[3], (T, N))
-    next_values = jnp.where(terminated | truncated, jax.random.normal(k[4], (T, N)),
-                            jnp.roll(values, -1, axis=0)).at[-1].set(jax.random.normal(k[5], (N,)))
+    next_values = (
+        jnp.where(
+            terminated | truncated, jax.random.normal(k[4], (T, N)), jnp.roll(values, -1, axis=0)
+        )
+        .at[-1]
+        .set(jax.random.normal(k[5], (N,)))
+    )
     discounts = returns.step_discounts(gamma, terminated)
     return rewards, discounts, values, next_values, terminated | truncated
 
@@ -54,17 +59,20 @@ def test_scan_loop_and_numpy_agree(seed, lam):
 @given(seed=st.integers(0, 10_000))
 def test_lambda_limits(seed):
     r, g, v, nv, done = stream(seed)
-    np.testing.assert_allclose(returns.gae(r, g, v, nv, 0.0, done),
-                               returns.td_errors(r, g, v, nv), atol=1e-12)
+    np.testing.assert_allclose(
+        returns.gae(r, g, v, nv, 0.0, done), returns.td_errors(r, g, v, nv), atol=1e-12
+    )
     mc = returns.discounted_returns(r, g, bootstrap=nv, done=done) - v
     np.testing.assert_allclose(returns.gae(r, g, v, nv, 1.0, done), mc, atol=1e-12)
 
 
 def test_td_errors_match_numpy():
     r, g, v, nv, _ = stream(3)
-    np.testing.assert_allclose(returns.td_errors(r, g, v, nv),
-                               np.asarray(r) + np.asarray(g) * np.asarray(nv) - np.asarray(v),
-                               atol=1e-14)
+    np.testing.assert_allclose(
+        returns.td_errors(r, g, v, nv),
+        np.asarray(r) + np.asarray(g) * np.asarray(nv) - np.asarray(v),
+        atol=1e-14,
+    )
 
 
 def test_truncation_bootstraps_and_termination_does_not():
@@ -73,11 +81,11 @@ def test_truncation_bootstraps_and_termination_does_not():
     terminated = jnp.array([False, False, False, True])
     done = jnp.array([False, True, False, True])
     v = jnp.array([0.5, 0.5, 0.5, 0.5])
-    nv = jnp.array([0.5, 10.0, 0.5, 10.0])     # V(s') at the pre-reset observation
+    nv = jnp.array([0.5, 10.0, 0.5, 10.0])  # V(s') at the pre-reset observation
     g = returns.step_discounts(0.9, terminated)
     adv = returns.gae(r, g, v, nv, 1.0, done)
-    np.testing.assert_allclose(adv[1], 1.0 + 0.9 * 10.0 - 0.5)       # bootstraps through truncation
-    np.testing.assert_allclose(adv[3], 1.0 - 0.5)                      # no bootstrap at termination
+    np.testing.assert_allclose(adv[1], 1.0 + 0.9 * 10.0 - 0.5)  # bootstraps through truncation
+    np.testing.assert_allclose(adv[3], 1.0 - 0.5)  # no bootstrap at termination
     np.testing.assert_allclose(adv[0], 1.0 + 0.9 * 0.5 - 0.5 + 0.9 * adv[1])
     np.testing.assert_allclose(adv[2], 1.0 + 0.9 * 0.5 - 0.5 + 0.9 * adv[3])  # not across episodes
 

@@ -67,15 +67,19 @@ def test_tabular_env_samples_rho0_and_P():
     m = mdp.make_mdp(P, rng.normal(size=(4, 2)), [0.1, 0.2, 0.3, 0.4], 0.9)
     env, params = envs.Tabular(), envs.TabularParams(m, max_steps=10)
     n = 20_000
-    s0, state = jax.jit(jax.vmap(env.reset, (0, None)))(jax.random.split(jax.random.PRNGKey(1), n),
-                                                        params)
+    s0, state = jax.jit(jax.vmap(env.reset, (0, None)))(
+        jax.random.split(jax.random.PRNGKey(1), n), params
+    )
     assert s0.dtype == jnp.int32
-    assert stats.chisquare(np.bincount(np.asarray(s0), minlength=4),
-                           n * np.asarray(m.rho0)).pvalue > 1e-3
+    assert (
+        stats.chisquare(np.bincount(np.asarray(s0), minlength=4), n * np.asarray(m.rho0)).pvalue
+        > 1e-3
+    )
     # From state 2 with action 1, s' ∼ P(· | 2, 1) and r = r(2, 1).
     state = state._replace(s=jnp.full(n, 2, jnp.int32))
-    new, s1, r, term = jax.jit(jax.vmap(env.step_env, (0, 0, None)))(state, jnp.ones(n, jnp.int32),
-                                                                     params)
+    new, s1, r, term = jax.jit(jax.vmap(env.step_env, (0, 0, None)))(
+        state, jnp.ones(n, jnp.int32), params
+    )
     p = np.asarray(m.P[2, 1])
     counts = np.bincount(np.asarray(s1), minlength=4)
     assert np.all(counts[p == 0] == 0)
@@ -98,5 +102,6 @@ def test_bad_arguments():
     pol = policies.for_env(env, (4,))
     st = rollouts.init(jax.random.PRNGKey(0), env, params, 2)
     with pytest.raises(ValueError, match="n_steps"):
-        rollouts.collect(jax.random.PRNGKey(0), pol, pol.init(jax.random.PRNGKey(0)), env, params,
-                         st, 0)
+        rollouts.collect(
+            jax.random.PRNGKey(0), pol, pol.init(jax.random.PRNGKey(0)), env, params, st, 0
+        )

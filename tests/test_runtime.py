@@ -6,6 +6,7 @@ run at once, one on each thread of a two-thread pool, and each then waits for ta
 behind the other: the program never returns. With the pool at one thread
 (``PJRT_NPROC=1``, set by ``import rlbook`` and by the build) jaxlib runs each batch inline.
 """
+
 import os
 import subprocess
 import sys
@@ -38,8 +39,13 @@ print(os.environ.get("PJRT_NPROC"), names.count("tf_XLAEigen"))
 
 
 def run(mode: str, env: dict[str, str], work: str = "solves") -> str:
-    out = subprocess.run([sys.executable, "-c", PROGRAM, mode, work], env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", PROGRAM, mode, work],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.split()
 
@@ -71,5 +77,9 @@ def test_two_threads_deadlock_without_the_cure():
     When this starts failing, the jaxlib in the lock no longer deadlocks."""
     env = dict(os.environ, PJRT_NPROC="2")
     with pytest.raises(subprocess.TimeoutExpired):
-        subprocess.run([sys.executable, "-c", PROGRAM, "plain", "solves"], env=env,
-                       capture_output=True, timeout=30)
+        subprocess.run(
+            [sys.executable, "-c", PROGRAM, "plain", "solves"],
+            env=env,
+            capture_output=True,
+            timeout=30,
+        )

@@ -11,7 +11,6 @@ import pytest
 from rlbook import envs, nets
 from rlbook.agents import offpolicy, sac, svg
 
-
 XI, W = np.polynomial.hermite_e.hermegauss(60)
 W = W / W.sum()
 
@@ -37,8 +36,9 @@ def test_one_step_estimators_are_unbiased_against_finite_differences():
     args = (policy, f, sigma, r, v, gamma)
     xs = jnp.asarray(XI)
     path = jax.vmap(lambda x: svg.one_step_pathwise(theta, s, x, *args))(xs)
-    score = jax.vmap(lambda x: svg.one_step_score(
-        theta, s, f(s, policy(theta, s)) + sigma * x, *args))(xs)
+    score = jax.vmap(
+        lambda x: svg.one_step_score(theta, s, f(s, policy(theta, s)) + sigma * x, *args)
+    )(xs)
     np.testing.assert_allclose(W @ path, fd, atol=1e-8)
     np.testing.assert_allclose(W @ score, fd, atol=1e-8)
 
@@ -56,25 +56,30 @@ def _numpy_recursion(theta, s0, critic, n, gamma):
     """The forward recursion with every Jacobian by central finite differences (plain numpy)."""
     flat, unravel = jax.flatten_util.ravel_pytree(theta)
     flat = np.asarray(flat)
+
     def mu(th, s):
         return np.atleast_1d(np.asarray(offpolicy.actor_apply(unravel(th), s)))
 
     model = lambda s, a: tuple(np.asarray(x) for x in svg.pendulum_model(s, a))  # noqa: E731
 
     def jac(fn, x, eps=1e-6):
-        cols = [(np.atleast_1d(fn(x + eps * e)) - np.atleast_1d(fn(x - eps * e))) / (2 * eps)
-                for e in np.eye(len(x))]
+        cols = [
+            (np.atleast_1d(fn(x + eps * e)) - np.atleast_1d(fn(x - eps * e))) / (2 * eps)
+            for e in np.eye(len(x))
+        ]
         return np.stack(cols, axis=1)
 
     G = np.zeros((3, flat.size))
     grad = np.zeros(flat.size)
     s, disc = np.asarray(s0), 1.0
+    # jac calls each lambda at once: they see this iteration's s and a (noqa: B023 below)
     for _ in range(n):
         a = mu(flat, s)
-        A = jac(lambda th: mu(th, s), flat) + jac(lambda x: mu(flat, x), s) @ G
-        grad += disc * (jac(lambda x: model(x, a)[0], s) @ G
-                        + jac(lambda u: model(s, u)[0], a) @ A)[0]
-        G = jac(lambda x: model(x, a)[1], s) @ G + jac(lambda u: model(s, u)[1], a) @ A
+        A = jac(lambda th: mu(th, s), flat) + jac(lambda x: mu(flat, x), s) @ G  # noqa: B023
+        r_s = jac(lambda x: model(x, a)[0], s)  # noqa: B023
+        r_a = jac(lambda u: model(s, u)[0], a)  # noqa: B023
+        grad += disc * (r_s @ G + r_a @ A)[0]
+        G = jac(lambda x: model(x, a)[1], s) @ G + jac(lambda u: model(s, u)[1], a) @ A  # noqa: B023
         s = model(s, a)[1]
         disc *= gamma
     if critic is not None:
@@ -90,10 +95,12 @@ def _numpy_recursion(theta, s0, critic, n, gamma):
 def test_bpo_recursion_matches_jax_grad_and_numpy(n, with_critic):
     theta, critic, s0 = _pendulum_setup()
     q = critic if with_critic else None
-    auto = jax.grad(svg.bpo_objective)(theta, s0, offpolicy.actor_apply, svg.pendulum_model, q,
-                                       n, 0.9)
-    rec = svg.bpo_gradient_recursion(theta, s0, offpolicy.actor_apply, svg.pendulum_model, q, n,
-                                     0.9)
+    auto = jax.grad(svg.bpo_objective)(
+        theta, s0, offpolicy.actor_apply, svg.pendulum_model, q, n, 0.9
+    )
+    rec = svg.bpo_gradient_recursion(
+        theta, s0, offpolicy.actor_apply, svg.pendulum_model, q, n, 0.9
+    )
     flat = lambda g: jax.flatten_util.ravel_pytree(g)[0]  # noqa: E731
     np.testing.assert_allclose(flat(rec), flat(auto), rtol=1e-10, atol=1e-12)
     ref = _numpy_recursion(theta, s0, q, n, 0.9)
@@ -104,10 +111,14 @@ def test_bpo_masked_horizon_equals_static_horizon():
     theta, critic, s0 = _pendulum_setup(1)
     for q in (critic, None):
         for n in (0, 3, 7):
-            static = svg.bpo_objective(theta, s0, offpolicy.actor_apply, svg.pendulum_model, q, n,
-                                       0.97)
-            masked = jax.jit(lambda m: svg.bpo_objective(
-                theta, s0, offpolicy.actor_apply, svg.pendulum_model, q, m, 0.97, max_n=7))(n)
+            static = svg.bpo_objective(
+                theta, s0, offpolicy.actor_apply, svg.pendulum_model, q, n, 0.97
+            )
+            masked = jax.jit(
+                lambda m, q=q: svg.bpo_objective(
+                    theta, s0, offpolicy.actor_apply, svg.pendulum_model, q, m, 0.97, max_n=7
+                )
+            )(n)
             np.testing.assert_allclose(masked, static, rtol=1e-12)
 
 
@@ -125,13 +136,16 @@ def test_pendulum_model_is_the_environment():
 
 def test_noise_inference_round_trips():
     rng = np.random.default_rng(1)
-    mean, log_std = jnp.asarray(rng.normal(size=(20, 2))), jnp.asarray(rng.normal(-1, .3, (20, 2)))
+    mean, log_std = jnp.asarray(rng.normal(size=(20, 2))), jnp.asarray(rng.normal(-1, 0.3, (20, 2)))
     eta = jnp.asarray(rng.normal(size=(20, 2)))
     a = svg.policy_action(mean, log_std, eta)
     np.testing.assert_allclose(svg.infer_policy_noise(mean, log_std, a), eta, atol=1e-9)
     # numpy reference of the inverse
-    np.testing.assert_allclose(svg.infer_policy_noise(mean, log_std, a),
-                               (np.arctanh(np.asarray(a)) - mean) / np.exp(log_std), rtol=1e-12)
+    np.testing.assert_allclose(
+        svg.infer_policy_noise(mean, log_std, a),
+        (np.arctanh(np.asarray(a)) - mean) / np.exp(log_std),
+        rtol=1e-12,
+    )
     m = jnp.asarray(rng.normal(size=(5, 3)))
     xi = jnp.asarray(rng.normal(size=(5, 3)))
     s_next = svg.dynamics_sample(m, 0.2, xi)
@@ -156,27 +170,48 @@ def test_svg1_actor_loss_against_a_per_sample_loop():
     th = rng.uniform(-np.pi, np.pi, 6)
     obs = jnp.asarray(np.stack([np.cos(th), np.sin(th), rng.uniform(-3, 3, 6)], 1), jnp.float32)
     key = jax.random.PRNGKey(6)
-    loss, _ = svg.actor_loss(st.actor, st.critic, st.log_temperature, key, obs,
-                             jnp.zeros_like(obs), 1.0, cfg.gamma)
+    loss, _ = svg.actor_loss(
+        st.actor, st.critic, st.log_temperature, key, obs, jnp.zeros_like(obs), 1.0, cfg.gamma
+    )
     a, logp = sac.sample_action(key, st.actor, obs)
     beta = float(np.exp(st.log_temperature))
     want = []
     for i in range(6):
         r, nxt = svg.pendulum_model(obs[i], a[i])
-        v = min(float(offpolicy.critic_apply(jax.tree_util.tree_map(lambda p: p[j], st.critic),
-                                             nxt, nxt[:0])) for j in range(2))
+        v = min(
+            float(
+                offpolicy.critic_apply(
+                    jax.tree_util.tree_map(lambda p, j=j: p[j], st.critic), nxt, nxt[:0]
+                )
+            )
+            for j in range(2)
+        )
         want.append(float(r) - beta * float(logp[i]) + cfg.gamma * v)
     np.testing.assert_allclose(loss, -np.mean(want), rtol=1e-5)
 
 
 def test_train_runs_and_reports():
-    cfg = svg.Config(total_steps=120, learning_starts=40, buffer_size=64, batch_size=8,
-                     hidden=(8,), eval_every=60, eval_episodes=1, train_every=2)
+    cfg = svg.Config(
+        total_steps=120,
+        learning_starts=40,
+        buffer_size=64,
+        batch_size=8,
+        hidden=(8,),
+        eval_every=60,
+        eval_episodes=1,
+        train_every=2,
+    )
     _, m = jax.jit(svg.make_train(cfg))(jax.random.PRNGKey(0))
     assert m["eval_return"].shape == (2,) and np.all(np.isfinite(m["eval_return"]))
     assert np.all(np.isfinite(m["critic_loss"]))
-    icfg = svg.InfinityConfig(total_steps=400, episodes=1, updates_per_iteration=2, hidden=(8,),
-                              eval_every=200, eval_episodes=1)
+    icfg = svg.InfinityConfig(
+        total_steps=400,
+        episodes=1,
+        updates_per_iteration=2,
+        hidden=(8,),
+        eval_every=200,
+        eval_episodes=1,
+    )
     _, m = jax.jit(svg.make_train(icfg))(jax.random.PRNGKey(1))
     assert m["eval_return"].shape == (2,) and np.all(np.isfinite(m["loss"]))
 
@@ -186,11 +221,13 @@ def test_value_errors():
     with pytest.raises(ValueError, match="n"):
         svg.bpo_objective(theta, s0, offpolicy.actor_apply, svg.pendulum_model, None, -1, 0.9)
     with pytest.raises(ValueError, match="n"):
-        svg.bpo_objective(theta, s0, offpolicy.actor_apply, svg.pendulum_model, None, 5, 0.9,
-                          max_n=3)
+        svg.bpo_objective(
+            theta, s0, offpolicy.actor_apply, svg.pendulum_model, None, 5, 0.9, max_n=3
+        )
     with pytest.raises(ValueError, match="gamma"):
-        svg.bpo_gradient_recursion(theta, s0, offpolicy.actor_apply, svg.pendulum_model, None, 1,
-                                   1.5)
+        svg.bpo_gradient_recursion(
+            theta, s0, offpolicy.actor_apply, svg.pendulum_model, None, 1, 1.5
+        )
     with pytest.raises(ValueError, match="action"):
         svg.infer_policy_noise(jnp.zeros(2), jnp.zeros(2), jnp.zeros(3))
     with pytest.raises(ValueError, match="std"):

@@ -7,11 +7,20 @@ import pytest
 from rlbook.text import plain
 
 
-@pytest.mark.parametrize("value, expected, kind", [
-    (np.float64(0.2), 0.2, float), (np.float32(1.5), 1.5, float), (np.int64(3), 3, int),
-    (jnp.float32(2.5), 2.5, float), (jnp.asarray(4), 4, int), (np.array(0.25), 0.25, float),
-    (7, 7, int), (0.5, 0.5, float), ("text", "text", str),
-])
+@pytest.mark.parametrize(
+    "value, expected, kind",
+    [
+        (np.float64(0.2), 0.2, float),
+        (np.float32(1.5), 1.5, float),
+        (np.int64(3), 3, int),
+        (jnp.float32(2.5), 2.5, float),
+        (jnp.asarray(4), 4, int),
+        (np.array(0.25), 0.25, float),
+        (7, 7, int),
+        (0.5, 0.5, float),
+        ("text", "text", str),
+    ],
+)
 def test_numbers_become_python_numbers(value, expected, kind):
     got = plain(value)
     assert type(got) is kind and got == expected

@@ -37,14 +37,17 @@ def _numpy_line_search(c, step, max_kl, coef, iters):
     return False, iters - 1, 0.0, np.zeros_like(step)
 
 
-@pytest.mark.parametrize("scale, max_kl", [(0.1, 0.5), (2.0, 0.5), (2.0, 0.01), (30.0, 0.5),
-                                           (-1.0, 0.5), (2.0, 1e-9)])
+@pytest.mark.parametrize(
+    "scale, max_kl", [(0.1, 0.5), (2.0, 0.5), (2.0, 0.01), (30.0, 0.5), (-1.0, 0.5), (2.0, 1e-9)]
+)
 def test_line_search_matches_numpy_and_respects_kl(scale, max_kl):
     c, params, objective, kl = _quadratic_problem()
     step = scale * c
     ok, k, frac, x = _numpy_line_search(c, step, max_kl, 0.5, 10)
-    for fn in (jax.jit(lambda s: trpo.line_search(objective, kl, params, s, max_kl)),
-               lambda s: trpo.line_search_loop(objective, kl, params, s, max_kl)):
+    for fn in (
+        jax.jit(lambda s: trpo.line_search(objective, kl, params, s, max_kl)),
+        lambda s: trpo.line_search_loop(objective, kl, params, s, max_kl),
+    ):
         out = fn(step)
         assert bool(out.accepted) == ok
         new = np.asarray(ravel_pytree(out.params)[0])
@@ -61,11 +64,11 @@ def test_line_search_matches_numpy_and_respects_kl(scale, max_kl):
 def test_line_search_rejects_every_step_that_breaks_the_kl_limit():
     # full step with KL ≫ δ: candidates 0, 1, … must be rejected until KL ≤ δ
     c, params, objective, kl = _quadratic_problem()
-    step = 0.5 * c                      # improves L at every fraction
+    step = 0.5 * c  # improves L at every fraction
     kls = [1.5 * (0.5**k) ** 2 * float(step @ step) for k in range(10)]
     max_kl = 0.02
     first_ok = next(k for k, d in enumerate(kls) if d <= max_kl)
-    assert first_ok >= 2                # the test needs rejections
+    assert first_ok >= 2  # the test needs rejections
     out = trpo.line_search(objective, kl, params, step, max_kl)
     assert bool(out.accepted) and int(out.n_tried) == first_ok + 1
     assert float(out.kl) <= max_kl < kls[first_ok - 1]
@@ -82,7 +85,7 @@ def test_line_search_on_a_policy_keeps_kl_below_delta():
     kl = trpo.mean_kl(policy, obs)
     g = ravel_pytree(jax.grad(L)(params))[0]
     for delta in (1e-4, 1e-2):
-        step = 10.0 * g                                             # a step far outside the region
+        step = 10.0 * g  # a step far outside the region
         assert float(kl(params, ravel_pytree(params)[1](ravel_pytree(params)[0] + step))) > delta
         out = trpo.line_search(L, kl, params, step, delta, backtrack_iters=30)
         assert bool(out.accepted) and float(kl(params, out.params)) <= delta
@@ -132,11 +135,19 @@ def test_value_errors():
         trpo.surrogate(policy, jnp.ones((6, 3)), jnp.zeros(5, int), jnp.zeros(5), jnp.zeros(5))
     with pytest.raises(ValueError, match="obs"):
         trpo.mean_kl(policy, jnp.ones(3))
-    for field, value in (("env_name", "Acrobot-v1"), ("max_kl", 0.0), ("backtrack_coef", 1.0),
-                         ("n_steps", 0), ("gamma", 1.0), ("hidden", [4]), ("damping", -1.0),
-                         ("normalize_advantages", 1)):
+    for field, value in (
+        ("env_name", "Acrobot-v1"),
+        ("max_kl", 0.0),
+        ("backtrack_coef", 1.0),
+        ("n_steps", 0),
+        ("gamma", 1.0),
+        ("hidden", [4]),
+        ("damping", -1.0),
+        ("normalize_advantages", 1),
+    ):
         with pytest.raises(ValueError, match=field):
             trpo.Config(**{field: value})
     with pytest.raises(ValueError, match="max_kl"):
         trpo.make_train(trpo.Config(n_updates=1, n_envs=1, n_steps=2, hidden=(2,)))(
-            jax.random.PRNGKey(0), max_kl=-1.0)
+            jax.random.PRNGKey(0), max_kl=-1.0
+        )

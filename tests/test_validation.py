@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rlbook import distributions as D
-from rlbook import estimators as E
 from rlbook import envs, mdp, natural, ntk, plotting, policies, replay, returns, rollouts
+from rlbook import estimators as E
 from rlbook.agents import actor_critic, dqn, fqi, offpolicy, ppo, qlearning, sac, svg, trpo
 
 
@@ -72,8 +72,10 @@ def test_float_returns_are_unchanged():
     cut = jnp.zeros((7, 3), bool).at[-1].set(True)
     want = returns._returns_scan(r, jnp.asarray(disc, r.dtype), jnp.zeros_like(r), cut)
     np.testing.assert_array_equal(g, want)
-    np.testing.assert_array_equal(returns.discounted_returns_loop(r, disc),
-                                  returns.discounted_returns_loop(r.tolist(), disc.tolist()))
+    np.testing.assert_array_equal(
+        returns.discounted_returns_loop(r, disc),
+        returns.discounted_returns_loop(r.tolist(), disc.tolist()),
+    )
 
 
 # --------------------------------------------------------------------------- MDPs
@@ -110,8 +112,11 @@ def test_make_mdp_promotes_integers_and_mdp_refuses_integer_arrays():
 
 def test_zero_actions_are_refused():
     with pytest.raises(ValueError, match="mdp.P"):
-        mdp.uniform_policy(mdp.MDP(jnp.zeros((2, 0, 2)), jnp.zeros((2, 0)),
-                                   jnp.array([0.5, 0.5]), jnp.asarray(0.9)))
+        mdp.uniform_policy(
+            mdp.MDP(
+                jnp.zeros((2, 0, 2)), jnp.zeros((2, 0)), jnp.array([0.5, 0.5]), jnp.asarray(0.9)
+            )
+        )
 
 
 def test_bellman_v_refuses_a_tuple_for_the_mdp(small_mdp):
@@ -150,7 +155,7 @@ def test_value_iteration_result_is_unchanged_by_the_new_keywords(small_mdp):
     plain = mdp.value_iteration(small_mdp, tol=1e-10)
     res, converged = mdp.value_iteration(small_mdp, tol=1e-10, return_info=True, insist=True)
     assert bool(converged) and isinstance(plain, mdp.ValueIterationResult)
-    for a, b in zip(plain, res):
+    for a, b in zip(plain, res, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -221,12 +226,14 @@ def test_collect_refuses_a_policy_that_does_not_fit_the_env():
     state = rollouts.init(jax.random.PRNGKey(0), env, params, 2)
     pol = policies.SoftmaxPolicy(4, 3, (8,))
     with pytest.raises(ValueError, match="n_actions"):
-        rollouts.collect(jax.random.PRNGKey(1), pol, pol.init(jax.random.PRNGKey(2)), env,
-                         params, state, 4)
+        rollouts.collect(
+            jax.random.PRNGKey(1), pol, pol.init(jax.random.PRNGKey(2)), env, params, state, 4
+        )
     gauss = policies.GaussianPolicy(4, 1, (8,))
     with pytest.raises(ValueError, match="policy"):
-        rollouts.collect(jax.random.PRNGKey(1), gauss, gauss.init(jax.random.PRNGKey(2)), env,
-                         params, state, 4)
+        rollouts.collect(
+            jax.random.PRNGKey(1), gauss, gauss.init(jax.random.PRNGKey(2)), env, params, state, 4
+        )
 
 
 def test_environment_parameters_are_validated():
@@ -260,7 +267,7 @@ def test_conjugate_gradient_reports_and_insists_on_convergence():
     plain = natural.conjugate_gradient(A, b, max_iter=3)
     res, converged = natural.conjugate_gradient(A, b, max_iter=3, return_info=True)
     assert not bool(converged)
-    for x, y in zip(plain, res):
+    for x, y in zip(plain, res, strict=True):
         np.testing.assert_array_equal(x, y)
     with pytest.raises(ValueError, match="max_iter"):
         natural.conjugate_gradient(A, b, max_iter=3, insist=True)
@@ -276,8 +283,9 @@ def test_conjugate_gradient_names_a_nan_matvec():
     """A matvec that returns NaN stops CG like a non-positive curvature, and says so."""
     with pytest.raises(ValueError, match="non-finite"):
         natural.conjugate_gradient(lambda x: jnp.full(2, jnp.nan), jnp.ones(2))
-    res = natural.conjugate_gradient(lambda x: jnp.full(2, jnp.nan), jnp.ones(2),
-                                     on_nonpositive="stop")
+    res = natural.conjugate_gradient(
+        lambda x: jnp.full(2, jnp.nan), jnp.ones(2), on_nonpositive="stop"
+    )
     assert bool(res.nonpositive_curvature) and bool(jnp.all(jnp.isfinite(res.x)))
 
 
@@ -303,15 +311,17 @@ def test_greedy_policy_refuses_zero_actions():
 
 
 def test_preqn_refuses_zero_damping_on_a_singular_kernel():
-    J = jnp.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])   # two identical batch entries
+    J = jnp.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])  # two identical batch entries
     with pytest.raises(ValueError, match="damping"):
         ntk.preqn_direction(J, jnp.array([1.0, 2.0]))
     with pytest.raises(ValueError, match="damping"):
         ntk.preqn_step(lambda w: J @ w, jnp.zeros(3), jnp.array([1.0, 2.0]), 0.1)
     ntk.preqn_direction(J, jnp.array([1.0, 2.0]), 0.1)  # damped: fine
     Jf = jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    np.testing.assert_array_equal(ntk.preqn_direction(Jf, jnp.array([1.0, 2.0])),
-                                  Jf.T @ jnp.linalg.solve(Jf @ Jf.T, jnp.array([1.0, 2.0])))
+    np.testing.assert_array_equal(
+        ntk.preqn_direction(Jf, jnp.array([1.0, 2.0])),
+        Jf.T @ jnp.linalg.solve(Jf @ Jf.T, jnp.array([1.0, 2.0])),
+    )
 
 
 # --------------------------------------------------------------------------- replay and configs
@@ -334,13 +344,16 @@ def test_dqn_make_train_refuses_a_continuous_environment():
 
 
 @pytest.mark.parametrize("agent", [offpolicy, sac, svg])
-@pytest.mark.parametrize("change, name", [
-    ({"batch_size": 128, "buffer_size": 64}, "batch_size"),
-    ({"learning_starts": 0}, "learning_starts"),
-    ({"learning_starts": 100, "batch_size": 128}, "learning_starts"),
-    ({"hidden": (True,)}, "hidden"),
-    ({"tau": "x"}, "tau"),
-])
+@pytest.mark.parametrize(
+    "change, name",
+    [
+        ({"batch_size": 128, "buffer_size": 64}, "batch_size"),
+        ({"learning_starts": 0}, "learning_starts"),
+        ({"learning_starts": 100, "batch_size": 128}, "learning_starts"),
+        ({"hidden": (True,)}, "hidden"),
+        ({"tau": "x"}, "tau"),
+    ],
+)
 def test_offpolicy_configs_are_checked_across_fields(agent, change, name):
     # refused when the config is built (``__post_init__``), before any training
     with pytest.raises(ValueError, match=name):
@@ -389,17 +402,20 @@ def test_ntk_dataset_checks():
 # --------------------------------------------------------------------------- obscure errors
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: mdp.value_iteration(mdp.garnet(jax.random.PRNGKey(0), 3, 2), tol="tiny"), "tol"),
-    (lambda: mdp.softmax_policy(jnp.zeros((2, 2)), temperature="hot"), "temperature"),
-    (lambda: returns.step_discounts("0.9", jnp.zeros(2)), "gamma"),
-    (lambda: D.kumaraswamy_sample(jax.random.PRNGKey(0), "a", 1.0), "a"),
-    (lambda: natural.conjugate_gradient(jnp.eye(2), jnp.ones(2), tol=None), "tol"),
-    (lambda: dqn.DQNConfig(target_tau="x"), "target_tau"),
-    (lambda: dqn.DQNConfig(epsilon_end=None), "epsilon_end"),
-    (lambda: trpo.Config(backtrack_coef="x"), "backtrack_coef"),
-    (lambda: plotting.mean_and_band(np.ones((3, 2)), "x"), "confidence"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: mdp.value_iteration(mdp.garnet(jax.random.PRNGKey(0), 3, 2), tol="tiny"), "tol"),
+        (lambda: mdp.softmax_policy(jnp.zeros((2, 2)), temperature="hot"), "temperature"),
+        (lambda: returns.step_discounts("0.9", jnp.zeros(2)), "gamma"),
+        (lambda: D.kumaraswamy_sample(jax.random.PRNGKey(0), "a", 1.0), "a"),
+        (lambda: natural.conjugate_gradient(jnp.eye(2), jnp.ones(2), tol=None), "tol"),
+        (lambda: dqn.DQNConfig(target_tau="x"), "target_tau"),
+        (lambda: dqn.DQNConfig(epsilon_end=None), "epsilon_end"),
+        (lambda: trpo.Config(backtrack_coef="x"), "backtrack_coef"),
+        (lambda: plotting.mean_and_band(np.ones((3, 2)), "x"), "confidence"),
+    ],
+)
 def test_strings_and_none_in_numeric_arguments_are_named(call, name):
     with pytest.raises(ValueError, match=name):
         call()
@@ -423,8 +439,12 @@ def test_densities_are_unchanged_inside_their_support():
         assert D.kumaraswamy_log_prob(a, b, x) == old
     logits, tau, y = jnp.array([0.2, -0.3]), 0.7, jnp.array([0.4, 0.6])
     log_y = jnp.log(y)
-    old = (jax.scipy.special.gammaln(2) + jnp.log(tau) + jnp.sum(logits - (tau + 1.0) * log_y)
-           - 2 * jax.scipy.special.logsumexp(logits - tau * log_y))
+    old = (
+        jax.scipy.special.gammaln(2)
+        + jnp.log(tau)
+        + jnp.sum(logits - (tau + 1.0) * log_y)
+        - 2 * jax.scipy.special.logsumexp(logits - tau * log_y)
+    )
     assert D.gumbel_softmax_log_prob(logits, tau, y) == old
 
 
@@ -451,14 +471,24 @@ def _named(err, names):
     return any(n in str(err) for n in names)
 
 
-_reals = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
-                   st.integers(-5, 5), st.just("x"), st.none())
+_reals = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.integers(-5, 5),
+    st.just("x"),
+    st.none(),
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(gamma=_reals, lam=_reals, r=st.lists(st.one_of(st.floats(-1e3, 1e3), st.integers(-3, 3),
-                                                      st.just(float("nan"))), min_size=1,
-                                             max_size=5))
+@given(
+    gamma=_reals,
+    lam=_reals,
+    r=st.lists(
+        st.one_of(st.floats(-1e3, 1e3), st.integers(-3, 3), st.just(float("nan"))),
+        min_size=1,
+        max_size=5,
+    ),
+)
 def test_fuzz_returns(gamma, lam, r):
     """Either finite float output of rewards' shape, or a ValueError naming an argument."""
     try:
@@ -474,8 +504,13 @@ def test_fuzz_returns(gamma, lam, r):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(a=st.integers(-3, 5), logit=st.floats(-50, 50), mean_dim=st.integers(1, 3),
-       x=st.floats(-2, 2), ka=st.one_of(st.floats(-1, 5), st.just(float("nan"))))
+@given(
+    a=st.integers(-3, 5),
+    logit=st.floats(-50, 50),
+    mean_dim=st.integers(1, 3),
+    x=st.floats(-2, 2),
+    ka=st.one_of(st.floats(-1, 5), st.just(float("nan"))),
+)
 def test_fuzz_distributions(a, logit, mean_dim, x, ka):
     logits = jnp.array([logit, 0.0, -logit])
     try:
@@ -490,8 +525,8 @@ def test_fuzz_distributions(a, logit, mean_dim, x, ka):
         assert _named(err, ("mean_q",))
     try:
         lk = D.kumaraswamy_log_prob(ka, 2.0, x)
-        assert not bool(jnp.isnan(lk))            # −∞ outside the support, never NaN
-        xf = np.asarray(x, jnp.result_type(ka, 2.0, x, float))   # x as the maths sees it
+        assert not bool(jnp.isnan(lk))  # −∞ outside the support, never NaN
+        xf = np.asarray(x, jnp.result_type(ka, 2.0, x, float))  # x as the maths sees it
         if np.finfo(xf.dtype).tiny <= xf < 1.0:
             assert bool(jnp.isfinite(lk))
         else:
@@ -501,8 +536,13 @@ def test_fuzz_distributions(a, logit, mean_dim, x, ka):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(gamma=_reals, scale=_reals, q0=st.one_of(st.floats(-10, 10), st.just(float("nan"))),
-       s=st.integers(-1, 4), act=st.integers(-1, 2))
+@given(
+    gamma=_reals,
+    scale=_reals,
+    q0=st.one_of(st.floats(-10, 10), st.just(float("nan"))),
+    s=st.integers(-1, 4),
+    act=st.integers(-1, 2),
+)
 def test_fuzz_mdp(gamma, scale, q0, s, act):
     try:
         m = mdp.garnet(jax.random.PRNGKey(0), 3, 2, gamma=gamma, reward_scale=scale)
@@ -514,32 +554,61 @@ def test_fuzz_mdp(gamma, scale, q0, s, act):
         assert _named(err, ("gamma", "reward_scale", "q0", "s must", "a must"))
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: rollouts.step_keys(jax.random.PRNGKey(0), -2, 3), "n_steps"),
-    (lambda: rollouts.step_keys(jax.random.PRNGKey(0), 2, 0), "n_envs"),
-    (lambda: offpolicy.evaluate(jax.random.PRNGKey(0), lambda o: jnp.zeros(1), -1), "n_episodes"),
-    (lambda: svg.collect_episode(jax.random.PRNGKey(0), None, -5), "n_steps"),
-    (lambda: rollouts.init(jax.random.PRNGKey(0), envs.CartPole(), envs.CartPoleParams(), -1),
-     "n_envs"),
-    (lambda: mdp.garnet(jax.random.PRNGKey(0), -3, 2), "n_states"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: rollouts.step_keys(jax.random.PRNGKey(0), -2, 3), "n_steps"),
+        (lambda: rollouts.step_keys(jax.random.PRNGKey(0), 2, 0), "n_envs"),
+        (
+            lambda: offpolicy.evaluate(jax.random.PRNGKey(0), lambda o: jnp.zeros(1), -1),
+            "n_episodes",
+        ),
+        (lambda: svg.collect_episode(jax.random.PRNGKey(0), None, -5), "n_steps"),
+        (
+            lambda: rollouts.init(
+                jax.random.PRNGKey(0), envs.CartPole(), envs.CartPoleParams(), -1
+            ),
+            "n_envs",
+        ),
+        (lambda: mdp.garnet(jax.random.PRNGKey(0), -3, 2), "n_states"),
+    ],
+)
 def test_negative_sizes_are_refused_by_name(call, name):
     with pytest.raises(ValueError, match=name):
         call()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batch=st.integers(-2, 200), buffer=st.integers(-2, 200), starts=st.integers(-2, 300),
-       hidden=st.sampled_from([(8,), (True,), (), (0,), (8, 8), "8"]),
-       tau=st.one_of(st.floats(-1, 2), st.just(float("nan"))))
+@given(
+    batch=st.integers(-2, 200),
+    buffer=st.integers(-2, 200),
+    starts=st.integers(-2, 300),
+    hidden=st.sampled_from([(8,), (True,), (), (0,), (8, 8), "8"]),
+    tau=st.one_of(st.floats(-1, 2), st.just(float("nan"))),
+)
 def test_fuzz_offpolicy_config(batch, buffer, starts, hidden, tau):
     """A config is accepted only when consistent; otherwise a ValueError names a field."""
     try:
-        offpolicy.Config(total_steps=400, eval_every=200, batch_size=batch, buffer_size=buffer,
-                         learning_starts=starts, hidden=hidden, tau=tau)
+        offpolicy.Config(
+            total_steps=400,
+            eval_every=200,
+            batch_size=batch,
+            buffer_size=buffer,
+            learning_starts=starts,
+            hidden=hidden,
+            tau=tau,
+        )
     except ValueError as err:
-        assert _named(err, ("config.batch_size", "config.buffer_size", "config.learning_starts",
-                            "config.hidden", "config.tau"))
+        assert _named(
+            err,
+            (
+                "config.batch_size",
+                "config.buffer_size",
+                "config.learning_starts",
+                "config.hidden",
+                "config.tau",
+            ),
+        )
         return
     assert 0 < batch <= buffer and batch <= starts < 400 and 0 < tau <= 1
     assert isinstance(hidden, tuple) and hidden and all(type(h) is int and h > 0 for h in hidden)
@@ -565,8 +634,11 @@ def test_traced_out_of_range_cartpole_action_gives_nan():
     for good in (0, 1):
         new, obs, reward, done = step(state, good, params)
         want = env.step_env(state, good, params)
-        for x, y in zip(jax.tree_util.tree_leaves((new, obs, reward, done)),
-                        jax.tree_util.tree_leaves(want)):
+        for x, y in zip(
+            jax.tree_util.tree_leaves((new, obs, reward, done)),
+            jax.tree_util.tree_leaves(want),
+            strict=True,
+        ):
             np.testing.assert_array_equal(x, y)
 
 
@@ -584,8 +656,9 @@ def test_traced_out_of_range_tabular_action_gives_a_nan_reward(small_mdp):
 def test_traced_out_of_range_q_learning_indices_give_nan(field, value):
     q = jax.random.normal(jax.random.PRNGKey(0), (4, 2))
     args = dict(s=0, a=1, s_next=2)
-    update = jax.jit(lambda s, a, s_next: qlearning.q_learning_update(q, s, a, 0.5, s_next,
-                                                                      0.1, 0.9))
+    update = jax.jit(
+        lambda s, a, s_next: qlearning.q_learning_update(q, s, a, 0.5, s_next, 0.1, 0.9)
+    )
     want = qlearning.q_learning_update(q, 0, 1, 0.5, 2, 0.1, 0.9)
     np.testing.assert_array_equal(update(**args), want)
     args[field] = value
@@ -605,23 +678,26 @@ def test_sampling_an_empty_buffer_under_jit_gives_nan():
 # --------------------------------------------------------------------------- strings in numbers
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: D.gaussian_log_prob(jnp.zeros(2), "x", jnp.zeros(2)), "log_std"),
-    (lambda: D.gaussian_log_prob(jnp.zeros(2), 0.0, "ab"), "x"),
-    (lambda: D.gaussian_sample(jax.random.PRNGKey(0), "ab", 0.0), "mean"),
-    (lambda: D.truncated_normal_log_prob("0", 1.0, -1.0, 1.0, 0.0), "loc"),
-    (lambda: D.truncated_normal_icdf(0.0, 1.0, None, 1.0, 0.5), "low"),
-    (lambda: D.truncated_normal_entropy(0.0, 1.0, -1.0, "1"), "high"),
-    (lambda: D.kumaraswamy_log_prob(2.0, 3.0, "0.5"), "x"),
-    (lambda: D.kumaraswamy_icdf(2.0, 3.0, "0.5"), "u"),
-    (lambda: D.truncated_normal_icdf(0.0, 1.0, -1.0, 1.0, "0.5"), "u"),
-    (lambda: D.tanh_gaussian_log_prob(jnp.zeros(1), jnp.zeros(1), np.array(["a"])), "a"),
-    (lambda: D.categorical_sample(jax.random.PRNGKey(0), np.array(["a", "b"])), "logits"),
-    (lambda: E.control_variate(1.0, "c", 0.0, 1.0), "control"),
-    (lambda: E.control_variate(1.0, 0.5, 0.0, "beta"), "coefficient"),
-    (lambda: E.optimal_coefficient(np.array(["a", "b"]), np.ones(2)), "estimates"),
-    (lambda: E.optimal_coefficient(np.ones(2), np.array(["a", "b"])), "controls"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: D.gaussian_log_prob(jnp.zeros(2), "x", jnp.zeros(2)), "log_std"),
+        (lambda: D.gaussian_log_prob(jnp.zeros(2), 0.0, "ab"), "x"),
+        (lambda: D.gaussian_sample(jax.random.PRNGKey(0), "ab", 0.0), "mean"),
+        (lambda: D.truncated_normal_log_prob("0", 1.0, -1.0, 1.0, 0.0), "loc"),
+        (lambda: D.truncated_normal_icdf(0.0, 1.0, None, 1.0, 0.5), "low"),
+        (lambda: D.truncated_normal_entropy(0.0, 1.0, -1.0, "1"), "high"),
+        (lambda: D.kumaraswamy_log_prob(2.0, 3.0, "0.5"), "x"),
+        (lambda: D.kumaraswamy_icdf(2.0, 3.0, "0.5"), "u"),
+        (lambda: D.truncated_normal_icdf(0.0, 1.0, -1.0, 1.0, "0.5"), "u"),
+        (lambda: D.tanh_gaussian_log_prob(jnp.zeros(1), jnp.zeros(1), np.array(["a"])), "a"),
+        (lambda: D.categorical_sample(jax.random.PRNGKey(0), np.array(["a", "b"])), "logits"),
+        (lambda: E.control_variate(1.0, "c", 0.0, 1.0), "control"),
+        (lambda: E.control_variate(1.0, 0.5, 0.0, "beta"), "coefficient"),
+        (lambda: E.optimal_coefficient(np.array(["a", "b"]), np.ones(2)), "estimates"),
+        (lambda: E.optimal_coefficient(np.ones(2), np.array(["a", "b"])), "controls"),
+    ],
+)
 def test_strings_in_distribution_and_estimator_arguments_are_named(call, name):
     with pytest.raises(ValueError, match=name):
         call()
@@ -634,7 +710,7 @@ def test_tanh_gaussian_log_prob_is_minus_infinity_off_the_open_box():
     mean, log_std = jnp.array([0.3, -0.2]), jnp.array([-0.1, 0.4])
     for a in ([1.0, 0.0], [0.2, -1.0], [1.5, 0.0], [0.0, -3.0]):
         assert D.tanh_gaussian_log_prob(mean, log_std, jnp.array(a)) == -jnp.inf
-    a = jnp.array([0.999, -0.5])   # inside: the formula, unchanged
+    a = jnp.array([0.999, -0.5])  # inside: the formula, unchanged
     u = jnp.arctanh(jnp.clip(a, -1.0 + 1e-6, 1.0 - 1e-6))
     want = D.gaussian_log_prob(mean, log_std, u) - D.tanh_log_det_jacobian(u)
     assert D.tanh_gaussian_log_prob(mean, log_std, a) == want
@@ -648,7 +724,7 @@ def test_gumbel_softmax_log_prob_is_minus_infinity_off_the_simplex():
     lp = jax.jit(D.gumbel_softmax_log_prob)(logits, tau, jnp.array([0.0, 0.4, 0.6]))
     assert lp == -jnp.inf
     for y in (jax.nn.softmax(jnp.array([0.1, 0.7, -0.3])), jnp.array([0.2, 0.3, 0.5])):
-        assert np.isfinite(D.gumbel_softmax_log_prob(logits, tau, y))   # on the simplex
+        assert np.isfinite(D.gumbel_softmax_log_prob(logits, tau, y))  # on the simplex
 
 
 @pytest.mark.parametrize("u", [-0.1, 1.5, float("nan"), [0.5, 2.0]])
@@ -657,7 +733,7 @@ def test_inverse_cdfs_refuse_u_outside_the_unit_interval(u):
         D.kumaraswamy_icdf(2.0, 3.0, jnp.asarray(u))
     with pytest.raises(ValueError, match="u must"):
         D.truncated_normal_icdf(0.0, 1.0, -1.0, 1.0, u)
-    D.kumaraswamy_icdf(2.0, 3.0, jnp.array([0.0, 0.5, 1.0]))   # the closed interval is fine
+    D.kumaraswamy_icdf(2.0, 3.0, jnp.array([0.0, 0.5, 1.0]))  # the closed interval is fine
 
 
 # --------------------------------------------------------------------------- temperatures, configs
@@ -672,7 +748,7 @@ def test_soft_value_and_soft_bellman_check_the_temperature_in_the_dtype(small_md
     q = jnp.zeros((small_mdp.n_states, small_mdp.n_actions), small_mdp.r.dtype)
     with pytest.raises(ValueError, match="temperature"):
         mdp.soft_bellman_opt_q(small_mdp, q, 0.0)
-    tiny = float(np.finfo(small_mdp.r.dtype).tiny) / 4   # reciprocal overflows in the MDP's dtype
+    tiny = float(np.finfo(small_mdp.r.dtype).tiny) / 4  # reciprocal overflows in the MDP's dtype
     with pytest.raises(ValueError, match="temperature"):
         mdp.soft_bellman_opt_q(small_mdp, q, tiny)
     qq = jax.random.normal(jax.random.PRNGKey(0), (3, 2))
@@ -682,8 +758,9 @@ def test_soft_value_and_soft_bellman_check_the_temperature_in_the_dtype(small_md
 def test_ntk_make_train_refuses_preqn_without_damping():
     m = mdp.garnet(jax.random.PRNGKey(0), 3, 2, dtype=jnp.float32)
     data = ntk.sample_dataset(jax.random.PRNGKey(0), m, jnp.full((3, 2), 1 / 6), 10)
-    cfg = ntk.OfflineQConfig(method="preqn", hidden=(4,), n_steps=20, log_every=10, batch_size=4,
-                             damping=0.0)
+    cfg = ntk.OfflineQConfig(
+        method="preqn", hidden=(4,), n_steps=20, log_every=10, batch_size=4, damping=0.0
+    )
     with pytest.raises(ValueError, match="damping"):
         ntk.make_train(cfg, m, jnp.eye(3), data)
     ntk.make_train(dataclasses.replace(cfg, damping=1e-3), m, jnp.eye(3), data)
@@ -739,13 +816,13 @@ def test_optimal_coefficient_refuses_a_constant_control():
 
 def test_score_function_term_takes_a_pytree_baseline():
     """One baseline per coordinate, given as a pytree like θ (a dict's ndim is 0 too)."""
-    f = lambda x, th: jnp.sum(th["w"] * x)                      # noqa: E731
+    f = lambda x, th: jnp.sum(th["w"] * x)  # noqa: E731
     log_prob = lambda th, x: -0.5 * jnp.sum((x - th["w"]) ** 2)  # noqa: E731
     theta, x = {"w": jnp.array([0.3, -0.2])}, jnp.array([1.0, 0.5])
     b = {"w": jnp.array([0.1, 0.7])}
     got = E.score_function_term(f, log_prob, theta, x, baseline=b)
     fx = float(f(x, theta))
-    want = (fx - b["w"]) * (x - theta["w"]) + x                 # score of N(w, I) is x − w
+    want = (fx - b["w"]) * (x - theta["w"]) + x  # score of N(w, I) is x − w
     np.testing.assert_allclose(got["w"], want, rtol=1e-6)
     scalar = E.score_function_term(f, log_prob, theta, x, baseline=0.1)
     np.testing.assert_allclose(scalar["w"], (fx - 0.1) * (x - theta["w"]) + x, rtol=1e-6)

@@ -43,14 +43,17 @@ def _add_notebook(app, pagename, templatename, context, doctree):
     shutil.copy2(executed, target)
     for button in context.get("header_buttons", []):
         if button.get("label") == "download-buttons":
-            button["buttons"].insert(0, {
-                "type": "link",
-                "url": f"{context['pathto']('_sources', 1)}/{pagename}.ipynb",
-                "text": ".ipynb",
-                "icon": "fas fa-code",
-                "tooltip": "Download the executed notebook",
-                "label": "download-notebook-button",
-            })
+            button["buttons"].insert(
+                0,
+                {
+                    "type": "link",
+                    "url": f"{context['pathto']('_sources', 1)}/{pagename}.ipynb",
+                    "text": ".ipynb",
+                    "icon": "fas fa-code",
+                    "tooltip": "Download the executed notebook",
+                    "label": "download-notebook-button",
+                },
+            )
 
 
 def setup(app):

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 
 def _script_key(script):
-    return (getattr(script, "filename", None) or "",
-            tuple(sorted(getattr(script, "attributes", {}).items())))
+    return (
+        getattr(script, "filename", None) or "",
+        tuple(sorted(getattr(script, "attributes", {}).items())),
+    )
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree):

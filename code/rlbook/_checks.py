@@ -78,8 +78,8 @@ def flag(name: str, value) -> None:
 def widths(name: str, hidden) -> None:
     """``hidden`` is a tuple of positive ints: the hidden-layer widths of a network."""
     if not isinstance(hidden, tuple) or not all(
-            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
-            for n in hidden):
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in hidden
+    ):
         raise ValueError(f"{name} must be a tuple of positive ints, got {hidden!r}")
 
 
@@ -131,8 +131,10 @@ def real(name: str, x) -> None:
     """``x`` holds real numbers (bool, int or float): not strings, objects or complex."""
     if is_concrete(x):
         _numeric(name, x)
-    elif not (jax.numpy.issubdtype(x.dtype, jax.numpy.number)
-              or jax.numpy.issubdtype(x.dtype, jax.numpy.bool_)):
+    elif not (
+        jax.numpy.issubdtype(x.dtype, jax.numpy.number)
+        or jax.numpy.issubdtype(x.dtype, jax.numpy.bool_)
+    ):
         raise ValueError(f"{name} must be real-valued, got dtype {x.dtype}")
 
 
@@ -149,7 +151,8 @@ def floating(x):
 
 
 def float_dtype(name: str, dtype):
-    """``dtype`` (``None``: JAX's default float) as a floating ``jnp.dtype``, else ``ValueError``."""
+    """``dtype`` (``None``: JAX's default float) as a floating ``jnp.dtype``, else
+    ``ValueError``."""
     try:
         d = jax.numpy.dtype(dtype or jax.numpy.result_type(float))
     except TypeError as err:
@@ -209,8 +212,16 @@ def nonempty_widths(name: str, hidden) -> None:
         raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {hidden!r}")
 
 
-def interval(name: str, x, low: float, high: float, *, low_open: bool = False,
-             high_open: bool = False, scalar: bool = True) -> None:
+def interval(
+    name: str,
+    x,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    scalar: bool = True,
+) -> None:
     """A concrete real ``x`` (a scalar, or with ``scalar=False`` every entry of an array)
     lies in the interval from ``low`` to ``high``; NaN is outside every interval."""
     if not is_concrete(x):
@@ -218,8 +229,11 @@ def interval(name: str, x, low: float, high: float, *, low_open: bool = False,
     a = _numeric(name, x)
     if scalar and a.shape != ():
         raise ValueError(f"{name} must be a scalar, got shape {a.shape}")
-    ok = np.isfinite(a) & (a > low if low_open else a >= low) & (
-        a < high if high_open else a <= high)
+    ok = (
+        np.isfinite(a)
+        & (a > low if low_open else a >= low)
+        & (a < high if high_open else a <= high)
+    )
     if not np.all(ok):
         brackets = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
         got = x if scalar else a[~ok].ravel()[:3]
@@ -229,6 +243,7 @@ def interval(name: str, x, low: float, high: float, *, low_open: bool = False,
 def size(name: str, n) -> None:
     """``n`` is a positive integer usable as an array size (any integer type, not bool)."""
     import operator
+
     if isinstance(n, (bool, np.bool_)) or not is_concrete(n):
         raise ValueError(f"{name} must be a positive integer (a concrete size), got {n!r}")
     try:

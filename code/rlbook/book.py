@@ -36,8 +36,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["chapters", "chapter_key", "chapter_modules", "build", "BuildResult", "execute_chapter", "notebooks",
-           "bench", "main", "reuse_cache", "calibrate", "claim_chapters"]
+__all__ = [
+    "chapters",
+    "chapter_key",
+    "chapter_modules",
+    "build",
+    "BuildResult",
+    "execute_chapter",
+    "notebooks",
+    "bench",
+    "main",
+    "reuse_cache",
+    "calibrate",
+    "claim_chapters",
+]
 
 CACHE_DIR = Path("_build") / ".jupyter_cache"
 KEYS_FILE = Path("_build") / ".rlbook-chapter-keys.json"
@@ -86,8 +98,9 @@ def is_notebook(path: Path) -> bool:
 
 
 def _strip_magics(src: str) -> str:
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                     for line in src.splitlines())
+    return "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line for line in src.splitlines()
+    )
 
 
 def _rlbook_imports(src: str, module: str | None = None) -> set[str]:
@@ -107,7 +120,7 @@ def _rlbook_imports(src: str, module: str | None = None) -> set[str]:
             if node.level:
                 if module is None:
                     continue
-                parts = module.split(".")[: -node.level]   # the package the import is from
+                parts = module.split(".")[: -node.level]  # the package the import is from
                 base = ".".join(parts + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
@@ -143,7 +156,7 @@ def chapter_modules(root: Path | str, chapter: Path | str) -> list[Path]:
             if sub in seen:
                 continue
             f = _module_file(root, sub)
-            if f is None:          # a function or class imported from a module
+            if f is None:  # a function or class imported from a module
                 continue
             seen[sub] = f
             own = sub if f.name != "__init__.py" else sub + ".__init__"
@@ -153,7 +166,7 @@ def chapter_modules(root: Path | str, chapter: Path | str) -> list[Path]:
 
 # Files a chapter's outputs depend on besides its code and the modules it imports.
 DATA_DEPENDENCIES = {
-    "rlbook/claims.py": ["book/calibration.json"],     # claims.check reads the calibration
+    "rlbook/claims.py": ["book/calibration.json"],  # claims.check reads the calibration
 }
 PAGE_DEPENDENCIES = {
     "book/calibration.md": ["book/*.md", "book/calibration.json"],  # reads every chapter
@@ -231,8 +244,9 @@ def prepare_cache(root: Path, cold: bool) -> str:
         if not previous:
             reason = "no cache yet"
         elif stale:
-            reason = ("what these chapters import, the lock or RLBOOK_SEED changed: "
-                      + ", ".join(stale))
+            reason = "what these chapters import, the lock or RLBOOK_SEED changed: " + ", ".join(
+                stale
+            )
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(_json.dumps(keys, indent=1) + "\n")
     return reason
@@ -260,8 +274,9 @@ JAX_CACHE = Path(__file__).resolve().parents[2] / "_build" / "jax-cache"
 
 def kernel_env(**extra: str) -> dict[str, str]:
     """The environment chapters execute in, in the build and on their own."""
-    env = dict(os.environ, MPLBACKEND=KERNEL_MPLBACKEND, PYTHONHASHSEED="0", NO_COLOR="1",
-               **KERNEL_THREADS)
+    env = dict(
+        os.environ, MPLBACKEND=KERNEL_MPLBACKEND, PYTHONHASHSEED="0", NO_COLOR="1", **KERNEL_THREADS
+    )
     env.setdefault("JAX_COMPILATION_CACHE_DIR", str(JAX_CACHE))
     env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     env.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
@@ -300,10 +315,12 @@ def locate_cell(path: Path, source: str) -> int | None:
     return None
 
 
-_FAIL = re.compile(r"^(?P<doc>\S+?)(?::\d+)?: WARNING: Executing notebook failed: (?P<err>\w+)",
-                   re.M)
-_CELL = re.compile(r"An error occurred while executing the following cell:\n-+\n(?P<src>.*?)\n-+\n",
-                   re.S)
+_FAIL = re.compile(
+    r"^(?P<doc>\S+?)(?::\d+)?: WARNING: Executing notebook failed: (?P<err>\w+)", re.M
+)
+_CELL = re.compile(
+    r"An error occurred while executing the following cell:\n-+\n(?P<src>.*?)\n-+\n", re.S
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _WARN = re.compile(r"^(?P<loc>\S+?): (?P<kind>WARNING|ERROR|CRITICAL): (?P<msg>.*)$", re.M)
 
@@ -315,7 +332,7 @@ def summarize(root: Path, log: str) -> list[str]:
     starts = [m for m in _FAIL.finditer(log)]
     for j, m in enumerate(starts):
         end = starts[j + 1].start() if j + 1 < len(starts) else len(log)
-        chunk = log[m.end():end]
+        chunk = log[m.end() : end]
         doc = Path(m["doc"])
         try:
             doc = doc.resolve().relative_to(root.resolve())
@@ -351,8 +368,7 @@ class Progress:
     (estimated from the last build's per-chapter times)."""
 
     def __init__(self, root: Path, write=None):
-        self.order = [c.with_suffix("").as_posix() for c in chapters(root)
-                      if is_notebook(root / c)]
+        self.order = [c.with_suffix("").as_posix() for c in chapters(root) if is_notebook(root / c)]
         path = root / TIMES_FILE
         self.last = json.loads(path.read_text()) if path.exists() else {}
         self.write = write or (lambda text: print(text, flush=True))
@@ -378,7 +394,7 @@ class Progress:
         if "Executing notebook using" in line:
             last = self.last.get(self.doc)
             self.write(f"{tag}: executing" + (f" (last build: {last:.0f} s)" if last else ""))
-        elif (m := _EXECUTED.search(line)):
+        elif m := _EXECUTED.search(line):
             self.done.add(self.doc)
             self.write(f"{tag}: executed in {float(m['sec']):.1f} s{self._left()}")
         elif "Using cached notebook" in line:
@@ -400,16 +416,16 @@ def build(root: Path | str = ".", *, cold: bool = False, quiet: bool = False) ->
     reason = prepare_cache(root, cold)
     verbose = os.environ.get("RLBOOK_VERBOSE", "") == "1"
     if reason and not quiet:
-        print(f"rlbook.book: executing chapters ({reason}); Sphinx's log: {LOG_FILE}",
-              flush=True)
+        print(f"rlbook.book: executing chapters ({reason}); Sphinx's log: {LOG_FILE}", flush=True)
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb), "build", str(root), "--all", *JB_ARGS]
     env = kernel_env()
     t0 = time.perf_counter()
     (root / "_build").mkdir(exist_ok=True)
     progress = Progress(root)
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     lines = []
     with open(root / LOG_FILE, "w") as log_file:
         for line in proc.stdout:
@@ -432,8 +448,11 @@ def build(root: Path | str = ".", *, cold: bool = False, quiet: bool = False) ->
     if rc != 0 and not result.failures:
         result.failures.append(f"jupyter-book exited with status {rc}; see {LOG_FILE}")
     (root / LOG_FILE).write_text(log)
-    times = {str(Path(k).with_suffix("").as_posix()): v
-             for k, v in execution_times(root).items() if v == v}
+    times = {
+        str(Path(k).with_suffix("").as_posix()): v
+        for k, v in execution_times(root).items()
+        if v == v
+    }
     if times:
         (root / TIMES_FILE).write_text(json.dumps(times, indent=1) + "\n")
     return result
@@ -473,8 +492,13 @@ def executed_problems(root: Path) -> list[str]:
     return out
 
 
-def execute_chapter(path: Path | str, *, timeout: int = 600, out: Path | str | None = None,
-                    env: dict[str, str] | None = None) -> float:
+def execute_chapter(
+    path: Path | str,
+    *,
+    timeout: int = 600,
+    out: Path | str | None = None,
+    env: dict[str, str] | None = None,
+) -> float:
     """Execute one chapter in a fresh kernel (no Sphinx); raise naming the failing cell.
 
     With ``out``, the executed notebook is written there; ``env`` adds variables to the
@@ -487,15 +511,25 @@ def execute_chapter(path: Path | str, *, timeout: int = 600, out: Path | str | N
 
     path = Path(path)
     nb = jupytext.read(path)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent.resolve())}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent.resolve())}},
+    )
     t0 = time.perf_counter()
     try:
         client.execute(env=kernel_env(**(env or {})))
     except CellExecutionError as exc:
         code = [c for c in nb.cells if c.cell_type == "code"]
-        idx = next((i for i, c in enumerate(code, 1)
-                    if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+        idx = next(
+            (
+                i
+                for i, c in enumerate(code, 1)
+                if any(o.get("output_type") == "error" for o in c.get("outputs", []))
+            ),
+            None,
+        )
         raise RuntimeError(f"{path}: code cell {idx} raised\n{exc}") from None
     problems = output_problems(nb)
     if problems:
@@ -565,18 +599,22 @@ def bench(root: Path | str = ".") -> dict:
     return report
 
 
-CALIBRATION_SEED = 1000   # calibration draws its seed sets away from the seeds builds use
+CALIBRATION_SEED = 1000  # calibration draws its seed sets away from the seeds builds use
 
 
 def claim_chapters(root: Path | str = ".") -> list[Path]:
     """The chapters that state learning claims (call ``claims.check``)."""
     root = Path(root)
-    return [c for c in chapters(root)
-            if is_notebook(root / c) and "claims.check(" in (root / c).read_text()]
+    return [
+        c
+        for c in chapters(root)
+        if is_notebook(root / c) and "claims.check(" in (root / c).read_text()
+    ]
 
 
-def calibrate(root: Path | str = ".", *, sets: int = 20, only: list[Path] | None = None,
-              jobs: int = 2) -> dict:
+def calibrate(
+    root: Path | str = ".", *, sets: int = 20, only: list[Path] | None = None, jobs: int = 2
+) -> dict:
     """Execute every claim-stating chapter on ``sets`` seed sets; merge the records.
 
     Each chapter runs in a fresh kernel with ``RLBOOK_SEED_SETS=sets`` and
@@ -597,8 +635,11 @@ def calibrate(root: Path | str = ".", *, sets: int = 20, only: list[Path] | None
     def run(ch: Path):
         out = out_root / ch.stem
         shutil.rmtree(out, ignore_errors=True)
-        env = {"RLBOOK_SEED_SETS": str(sets), "RLBOOK_SEED": str(CALIBRATION_SEED),
-               claims.OUT_ENV: str(out)}
+        env = {
+            "RLBOOK_SEED_SETS": str(sets),
+            "RLBOOK_SEED": str(CALIBRATION_SEED),
+            claims.OUT_ENV: str(out),
+        }
         t0 = time.perf_counter()
         print(f"calibrate: {ch} on {sets} seed sets ...", flush=True)
         execute_chapter(root / ch, timeout=6000, env=env)
@@ -610,7 +651,7 @@ def calibrate(root: Path | str = ".", *, sets: int = 20, only: list[Path] | None
     import fcntl
 
     lock = open(root / "_build" / "calibration.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)          # calibrations of other chapters may merge too
+    fcntl.flock(lock, fcntl.LOCK_EX)  # calibrations of other chapters may merge too
     records = claims.load()
     for ch, out in done:
         records = {k: v for k, v in records.items() if v.get("chapter") != str(ch)}
@@ -624,8 +665,10 @@ def calibrate(root: Path | str = ".", *, sets: int = 20, only: list[Path] | None
     for name, rec in records.items():
         m, mean, sd = claims.margin(rec["values"], rec["threshold"], rec["above"])
         flag = "" if m >= claims.MIN_MARGIN else "   <-- below the required margin"
-        print(f"{name:<50} mean {mean:10.4g}  sd {sd:9.3g}  threshold "
-              f"{'≥' if rec['above'] else '≤'} {rec['threshold']:<9.4g} margin {m:6.2f}{flag}")
+        print(
+            f"{name:<50} mean {mean:10.4g}  sd {sd:9.3g}  threshold "
+            f"{'≥' if rec['above'] else '≤'} {rec['threshold']:<9.4g} margin {m:6.2f}{flag}"
+        )
     return records
 
 
@@ -646,10 +689,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold", action="store_true", help="empty the execution cache first")
     ap.add_argument("--bench", action="store_true", help="cold build, then _build/bench.json")
     ap.add_argument("--notebooks", action="store_true", help="write _build/notebooks/*.ipynb")
-    ap.add_argument("--chapter", type=Path, action="append",
-                    help="execute one chapter only, no HTML (with --calibrate: calibrate it)")
-    ap.add_argument("--calibrate", action="store_true",
-                    help="calibrate the learning claims (book/calibration.json)")
+    ap.add_argument(
+        "--chapter",
+        type=Path,
+        action="append",
+        help="execute one chapter only, no HTML (with --calibrate: calibrate it)",
+    )
+    ap.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="calibrate the learning claims (book/calibration.json)",
+    )
     ap.add_argument("--sets", type=int, default=20, help="seed sets for --calibrate")
     args = ap.parse_args(argv)
     root = Path.cwd()
@@ -662,16 +712,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.chapter:
         for ch in args.chapter:
-            print(f"{ch}: executed in {execute_chapter(ch):.1f} s (RLBOOK_SEED="
-                  f"{os.environ.get('RLBOOK_SEED', '0')})")
+            print(
+                f"{ch}: executed in {execute_chapter(ch):.1f} s (RLBOOK_SEED="
+                f"{os.environ.get('RLBOOK_SEED', '0')})"
+            )
         return 0
     if args.bench:
         bench(root)
         return 0
     result = build(root, cold=args.cold)
     if not result.ok:
-        print("\nThe build failed:", *result.failures, f"(Sphinx's whole log: {LOG_FILE})",
-              sep="\n  ", file=sys.stderr)
+        print(
+            "\nThe build failed:",
+            *result.failures,
+            f"(Sphinx's whole log: {LOG_FILE})",
+            sep="\n  ",
+            file=sys.stderr,
+        )
         return 1
     print(f"\nrlbook.book: built _build/html in {result.seconds:.0f} s")
     return 0

@@ -33,8 +33,18 @@ import numpy as np
 
 from rlbook import _checks, seeds
 
-__all__ = ["MIN_MARGIN", "CALIBRATION", "Claim", "calibrating", "per_set", "check", "load",
-           "margin", "worst", "z_bound"]
+__all__ = [
+    "MIN_MARGIN",
+    "CALIBRATION",
+    "Claim",
+    "calibrating",
+    "per_set",
+    "check",
+    "load",
+    "margin",
+    "worst",
+    "z_bound",
+]
 
 MIN_MARGIN = 3.0
 CALIBRATION = Path(__file__).resolve().parents[2] / "book" / "calibration.json"
@@ -65,7 +75,7 @@ class Claim:
     value: float
     threshold: float
     above: bool
-    margin: float          # (mean − threshold) / sd over the calibrated sets, sign-adjusted
+    margin: float  # (mean − threshold) / sd over the calibrated sets, sign-adjusted
     mean: float
     sd: float
     sets: int
@@ -91,8 +101,10 @@ def per_set(values, *, allow_nonfinite: bool = False) -> np.ndarray:
     values = np.asarray(values)
     k = seeds.seed_sets()
     if values.ndim == 0 or values.shape[0] % k:
-        raise ValueError(f"values must have a leading axis that is a multiple of the "
-                         f"{k} seed sets, got shape {values.shape}")
+        raise ValueError(
+            f"values must have a leading axis that is a multiple of the "
+            f"{k} seed sets, got shape {values.shape}"
+        )
     return values.reshape(k, values.shape[0] // k, *values.shape[1:])
 
 
@@ -144,8 +156,7 @@ def load(path: Path | str | None = None) -> dict:
     return json.loads(path.read_text())
 
 
-def check(name: str, statistic, threshold: float, *, above: bool = True, text: str = ""
-          ) -> Claim:
+def check(name: str, statistic, threshold: float, *, above: bool = True, text: str = "") -> Claim:
     """Check the learning claim ``name``: ``statistic`` (one value per seed set) above
     (or below, ``above=False``) ``threshold``; see the module docstring.
 
@@ -155,15 +166,23 @@ def check(name: str, statistic, threshold: float, *, above: bool = True, text: s
         raise ValueError(f"name must be 'chapter/claim', got {name!r}")
     stat = np.atleast_1d(np.asarray(statistic, float))
     if stat.ndim != 1 or stat.shape[0] != seeds.seed_sets():
-        raise ValueError(f"statistic must hold one value per seed set ({seeds.seed_sets()}), "
-                         f"got shape {stat.shape}")
+        raise ValueError(
+            f"statistic must hold one value per seed set ({seeds.seed_sets()}), "
+            f"got shape {stat.shape}"
+        )
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be finite, got {threshold}")
     if calibrating():
         out = Path(os.environ.get(OUT_ENV, "calibration-records"))
         out.mkdir(parents=True, exist_ok=True)
-        record = dict(name=name, values=[float(x) for x in stat], threshold=float(threshold),
-                      above=bool(above), text=text, seed=seeds.build_seed())
+        record = dict(
+            name=name,
+            values=[float(x) for x in stat],
+            threshold=float(threshold),
+            above=bool(above),
+            text=text,
+            seed=seeds.build_seed(),
+        )
         (out / (name.replace("/", "__") + ".json")).write_text(json.dumps(record, indent=1))
         m, mean, sd = margin(stat, threshold, above)
         return Claim(name, float(stat[0]), float(threshold), above, m, mean, sd, len(stat))
@@ -172,19 +191,25 @@ def check(name: str, statistic, threshold: float, *, above: bool = True, text: s
     sign = "≥" if above else "≤"
     assert holds, f"learning claim {name} failed: {value:.4g} is not {sign} {threshold:.4g}"
     rec = load().get(name)
-    assert rec is not None, (f"learning claim {name} has no calibration record in "
-                             f"{CALIBRATION.name}: run `make calibrate`")
+    assert rec is not None, (
+        f"learning claim {name} has no calibration record in "
+        f"{CALIBRATION.name}: run `make calibrate`"
+    )
     assert rec["above"] == above, f"learning claim {name} changed direction: run `make calibrate`"
     assert np.isclose(rec["threshold"], threshold, rtol=1e-12, atol=0), (
         f"learning claim {name}: threshold {threshold:.6g} differs from the calibrated record's "
-        f"{rec['threshold']:.6g}: run `make calibrate`")
+        f"{rec['threshold']:.6g}: run `make calibrate`"
+    )
     m, mean, sd = margin(rec["values"], threshold, above)
-    assert m >= MIN_MARGIN, (f"learning claim {name}: threshold {threshold:.4g} sits {m:.2f} "
-                             f"sd from the calibrated mean {mean:.4g} (sd {sd:.3g}); "
-                             f"at least {MIN_MARGIN} is required")
+    assert m >= MIN_MARGIN, (
+        f"learning claim {name}: threshold {threshold:.4g} sits {m:.2f} "
+        f"sd from the calibrated mean {mean:.4g} (sd {sd:.3g}); "
+        f"at least {MIN_MARGIN} is required"
+    )
     # A statistic with a heavy tail (the worst of five seeds, say) can sit 3 sd away and
     # still fail now and then: every calibrated set must satisfy the claim as well.
     worst_set = worst(rec["values"], above)
     assert (worst_set >= threshold) if above else (worst_set <= threshold), (
-        f"learning claim {name}: a calibrated seed set fails it ({worst_set:.4g})")
+        f"learning claim {name}: a calibrated seed set fails it ({worst_set:.4g})"
+    )
     return Claim(name, value, float(threshold), above, m, mean, sd, len(rec["values"]))

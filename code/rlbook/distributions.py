@@ -92,8 +92,10 @@ def categorical_kl(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
     _finite("logits_p", logits_p)
     _finite("logits_q", logits_q)
     if jnp.shape(logits_p) != jnp.shape(logits_q):
-        raise ValueError(f"logits_q must have the shape of logits_p {jnp.shape(logits_p)}, "
-                         f"got {jnp.shape(logits_q)}")
+        raise ValueError(
+            f"logits_q must have the shape of logits_p {jnp.shape(logits_p)}, "
+            f"got {jnp.shape(logits_q)}"
+        )
     logp, logq = jax.nn.log_softmax(logits_p), jax.nn.log_softmax(logits_q)
     return jnp.sum(jnp.exp(logp) * (logp - logq))
 
@@ -105,8 +107,10 @@ def _check_gaussian(mean, log_std, mean_name="mean", log_std_name="log_std"):
     _finite(mean_name, mean)
     _finite(log_std_name, log_std)
     if jnp.shape(log_std) not in ((), jnp.shape(mean)):
-        raise ValueError(f"{log_std_name} must be a scalar or have the shape of {mean_name} "
-                         f"{jnp.shape(mean)}, got {jnp.shape(log_std)}")
+        raise ValueError(
+            f"{log_std_name} must be a scalar or have the shape of {mean_name} "
+            f"{jnp.shape(mean)}, got {jnp.shape(log_std)}"
+        )
 
 
 def gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
@@ -143,8 +147,9 @@ def gaussian_kl(mean_p, log_std_p, mean_q, log_std_q) -> jax.Array:
     _check_gaussian(mean_p, log_std_p, "mean_p", "log_std_p")
     _check_gaussian(mean_q, log_std_q, "mean_q", "log_std_q")
     if jnp.shape(mean_q) != jnp.shape(mean_p):
-        raise ValueError(f"mean_q must have the shape of mean_p {jnp.shape(mean_p)}, "
-                         f"got {jnp.shape(mean_q)}")
+        raise ValueError(
+            f"mean_q must have the shape of mean_p {jnp.shape(mean_p)}, got {jnp.shape(mean_q)}"
+        )
     var_p, var_q = jnp.exp(2 * log_std_p), jnp.exp(2 * log_std_q)
     kl = log_std_q - log_std_p + (var_p + (mean_p - mean_q) ** 2) / (2 * var_q) - 0.5
     return jnp.sum(jnp.broadcast_to(kl, jnp.broadcast_shapes(jnp.shape(mean_p), jnp.shape(mean_q))))
@@ -172,14 +177,17 @@ def _check_scale_tril(mean, scale_tril, mean_name="mean", tril_name="scale_tril"
     _checks.ndim(mean_name, mean, 1)
     d = jnp.shape(mean)[0]
     if jnp.shape(scale_tril) != (d, d):
-        raise ValueError(f"{tril_name} must have shape {(d, d)} to match {mean_name}, "
-                         f"got {jnp.shape(scale_tril)}")
+        raise ValueError(
+            f"{tril_name} must have shape {(d, d)} to match {mean_name}, "
+            f"got {jnp.shape(scale_tril)}"
+        )
     if _checks.is_concrete(scale_tril):
         L = np.asarray(scale_tril)
         _checks.positive(f"{tril_name}'s diagonal", np.diag(L))
         if np.any(np.triu(L, 1) != 0):
-            raise ValueError(f"{tril_name} must be lower triangular "
-                             "(entries above the diagonal are nonzero)")
+            raise ValueError(
+                f"{tril_name} must be lower triangular (entries above the diagonal are nonzero)"
+            )
 
 
 def mvn_sample(key: jax.Array, mean: jax.Array, scale_tril: jax.Array) -> jax.Array:
@@ -212,14 +220,16 @@ def mvn_entropy(mean: jax.Array, scale_tril: jax.Array) -> jax.Array:
 
 
 def mvn_kl(mean_p, scale_tril_p, mean_q, scale_tril_q) -> jax.Array:
-    """KL(N(μ_p, Σ_p) ‖ N(μ_q, Σ_q)) = ½[tr(Σ_q⁻¹Σ_p) + ‖L_q⁻¹(μ_q − μ_p)‖² − D + log det Σ_q/det Σ_p]."""
+    """KL(N(μ_p, Σ_p) ‖ N(μ_q, Σ_q))
+    = ½[tr(Σ_q⁻¹Σ_p) + ‖L_q⁻¹(μ_q − μ_p)‖² − D + log det Σ_q/det Σ_p]."""
     _check_scale_tril(mean_p, scale_tril_p, "mean_p", "scale_tril_p")
     _check_scale_tril(mean_q, scale_tril_q, "mean_q", "scale_tril_q")
     if jnp.shape(mean_p) != jnp.shape(mean_q):
-        raise ValueError(f"mean_q must have the shape of mean_p {jnp.shape(mean_p)}, "
-                         f"got {jnp.shape(mean_q)}")
+        raise ValueError(
+            f"mean_q must have the shape of mean_p {jnp.shape(mean_p)}, got {jnp.shape(mean_q)}"
+        )
     solve = jax.scipy.linalg.solve_triangular
-    m = solve(scale_tril_q, scale_tril_p, lower=True)          # L_q⁻¹ L_p
+    m = solve(scale_tril_q, scale_tril_p, lower=True)  # L_q⁻¹ L_p
     z = solve(scale_tril_q, mean_q - mean_p, lower=True)
     log_det = jnp.sum(jnp.log(jnp.diag(scale_tril_q))) - jnp.sum(jnp.log(jnp.diag(scale_tril_p)))
     return 0.5 * (jnp.sum(m**2) + jnp.sum(z**2) - mean_p.shape[0]) + log_det
@@ -302,8 +312,12 @@ def truncated_normal_entropy(loc, scale, low, high) -> jax.Array:
         t0 = jnp.where(finite, t, 0.0)
         return jnp.where(finite, t0 * jnp.exp(-0.5 * t0**2 - 0.5 * _LOG_2PI), 0.0)
 
-    return (0.5 * (_LOG_2PI + 1.0) + jnp.log(scale) + jnp.log(mass)
-            + (t_phi(alpha) - t_phi(beta)) / (2.0 * mass))
+    return (
+        0.5 * (_LOG_2PI + 1.0)
+        + jnp.log(scale)
+        + jnp.log(mass)
+        + (t_phi(alpha) - t_phi(beta)) / (2.0 * mass)
+    )
 
 
 def _check_kumaraswamy(a, b):
@@ -319,8 +333,10 @@ def _check_kumaraswamy(a, b):
             # the dtype the maths runs in (float32 for a Python float unless x64 is on)
             tiny = float(jnp.finfo(jnp.result_type(a, b, float)).tiny)
             if np.any(arr < tiny):
-                raise ValueError(f"{name} must be at least {tiny:.3g} (a normal number), "
-                                 f"got {arr[arr < tiny].ravel()[:3]}")
+                raise ValueError(
+                    f"{name} must be at least {tiny:.3g} (a normal number), "
+                    f"got {arr[arr < tiny].ravel()[:3]}"
+                )
 
 
 def kumaraswamy_icdf(a, b, u: jax.Array) -> jax.Array:
@@ -403,7 +419,8 @@ def gumbel_softmax_sample(key: jax.Array, logits: jax.Array, temperature) -> jax
 def gumbel_softmax_log_prob(logits: jax.Array, temperature, y: jax.Array) -> jax.Array:
     """Log-density of the Concrete distribution on the simplex (Maddison, Mnih and Teh, 2017):
 
-    log p(y) = log (K−1)! + (K−1) log τ + Σ_k (θ_k − (τ+1) log y_k) − K logsumexp_k(θ_k − τ log y_k),
+    log p(y) = log (K−1)! + (K−1) log τ + Σ_k (θ_k − (τ+1) log y_k)
+               − K logsumexp_k(θ_k − τ log y_k),
 
     with respect to Lebesgue measure on the first K − 1 coordinates (y_K = 1 − Σ_{k<K} y_k).
     −∞ off the open simplex (never NaN): when some y_k ≤ 0 or y_k > 1 (the faces
@@ -418,13 +435,18 @@ def gumbel_softmax_log_prob(logits: jax.Array, temperature, y: jax.Array) -> jax
         raise ValueError(f"y must have the shape of logits {jnp.shape(logits)}, got {jnp.shape(y)}")
     k = logits.shape[0]
     log_y = jnp.log(y)
-    logp = (jax.scipy.special.gammaln(k) + (k - 1) * jnp.log(temperature)
-            + jnp.sum(logits - (temperature + 1.0) * log_y)
-            - k * jax.scipy.special.logsumexp(logits - temperature * log_y))
+    logp = (
+        jax.scipy.special.gammaln(k)
+        + (k - 1) * jnp.log(temperature)
+        + jnp.sum(logits - (temperature + 1.0) * log_y)
+        - k * jax.scipy.special.logsumexp(logits - temperature * log_y)
+    )
     y_f = _checks.floating(y)
     tol = float(np.sqrt(jnp.finfo(y_f.dtype).eps))
     off = jnp.any((y_f <= 0) | (y_f > 1)) | (jnp.abs(jnp.sum(y_f) - 1) > tol)
-    return jnp.where(off, -jnp.inf, logp)   # −∞ off the simplex
+    return jnp.where(off, -jnp.inf, logp)  # −∞ off the simplex
+
+
 # ------------------------------------------------------------------ tanh-squashed Gaussian
 #
 # a = tanh(u), u ∼ N(μ, diag σ²): the bounded policy of SAC (Haarnoja et al. 2018,
@@ -458,12 +480,13 @@ def tanh_gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) ->
 
 def tanh_gaussian_sample_and_log_prob(key: jax.Array, mean: jax.Array, log_std: jax.Array):
     """``(a, log π(a))`` for a = tanh(u), u = μ + σ ⊙ ε, the log-density from u (no atanh)."""
-    u = gaussian_sample(key, mean, log_std)   # checks mean and log_std
+    u = gaussian_sample(key, mean, log_std)  # checks mean and log_std
     return jnp.tanh(u), _gaussian_log_prob(mean, log_std, u) - _tanh_log_det_jacobian(u)
 
 
-def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, a: jax.Array,
-                           eps: float = 1e-6) -> jax.Array:
+def tanh_gaussian_log_prob(
+    mean: jax.Array, log_std: jax.Array, a: jax.Array, eps: float = 1e-6
+) -> jax.Array:
     """log π(a) = log N(atanh a; μ, σ²) − Σ_i log(1 − a_i²), with a clipped to ±(1 − eps).
 
     The support is the open box (−1, 1)^D: −∞ when some |a_i| ≥ 1 (the density tends

@@ -36,9 +36,17 @@ import numpy as np
 
 from rlbook import _checks
 
-
-__all__ = ["Step", "CartPole", "CartPoleParams", "CartPoleState", "Pendulum",
-           "PendulumParams", "PendulumState", "angle_normalize", "make"]
+__all__ = [
+    "Step",
+    "CartPole",
+    "CartPoleParams",
+    "CartPoleState",
+    "Pendulum",
+    "PendulumParams",
+    "PendulumState",
+    "angle_normalize",
+    "make",
+]
 
 
 class Step(NamedTuple):
@@ -74,8 +82,7 @@ def _check_params(params, cls, positive=(), non_negative=(), finite=()) -> None:
 def _check_state(state, cls) -> None:
     """``state`` is a ``cls`` (the environment's state, as ``reset`` returns it)."""
     if not isinstance(state, cls):
-        raise ValueError(f"state must be a {cls.__name__} (from reset), "
-                         f"got {type(state).__name__}")
+        raise ValueError(f"state must be a {cls.__name__} (from reset), got {type(state).__name__}")
 
 
 def _auto_reset(env, key, state, action, params):
@@ -149,8 +156,10 @@ class CartPole:
         _check_cartpole(params)
         _check_state(state, CartPoleState)
         if np.ndim(action) != 0:
-            raise ValueError(f"action must be a scalar (one CartPole action, 0 or 1), got shape "
-                             f"{np.shape(action)}")
+            raise ValueError(
+                f"action must be a scalar (one CartPole action, 0 or 1), got shape "
+                f"{np.shape(action)}"
+            )
         _checks.index("action", action, 2, what="a CartPole action, 0 or 1", allow_float=True)
         total_mass = params.masscart + params.masspole
         polemass_length = params.masspole * params.length
@@ -170,8 +179,8 @@ class CartPole:
             theta=state.theta + params.tau * state.theta_dot,
             theta_dot=state.theta_dot + params.tau * thetaacc,
         )
-        terminated = (
-            (jnp.abs(new.x) > params.x_threshold) | (jnp.abs(new.theta) > params.theta_threshold)
+        terminated = (jnp.abs(new.x) > params.x_threshold) | (
+            jnp.abs(new.theta) > params.theta_threshold
         )
         reward = jnp.ones_like(new.x)
         new, reward = _checks.nan_unless((action == 0) | (action == 1), (new, reward))
@@ -182,10 +191,13 @@ class CartPole:
 
 
 def _check_cartpole(params) -> None:
-    _check_params(params, CartPoleParams,
-                  positive=("masscart", "masspole", "length", "tau", "theta_threshold",
-                            "x_threshold"),
-                  non_negative=("force_mag",), finite=("gravity",))
+    _check_params(
+        params,
+        CartPoleParams,
+        positive=("masscart", "masspole", "length", "tau", "theta_threshold", "x_threshold"),
+        non_negative=("force_mag",),
+        finite=("gravity",),
+    )
 
 
 # --------------------------------------------------------------------------- Pendulum
@@ -257,9 +269,11 @@ class Pendulum:
         u = jnp.clip(jnp.reshape(action, ()), -params.max_torque, params.max_torque)
         th, thdot = state.theta, state.theta_dot
         cost = angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * u**2
-        newthdot = thdot + (
-            3 * params.g / (2 * params.l) * jnp.sin(th) + 3.0 / (params.m * params.l**2) * u
-        ) * params.dt
+        newthdot = (
+            thdot
+            + (3 * params.g / (2 * params.l) * jnp.sin(th) + 3.0 / (params.m * params.l**2) * u)
+            * params.dt
+        )
         newthdot = jnp.clip(newthdot, -params.max_speed, params.max_speed)
         newth = th + newthdot * params.dt
         new = state._replace(theta=newth, theta_dot=newthdot)
@@ -270,12 +284,18 @@ class Pendulum:
 
 
 def _check_pendulum(params) -> None:
-    _check_params(params, PendulumParams, positive=("max_speed", "dt", "m", "l"),
-                  non_negative=("max_torque",), finite=("g",))
+    _check_params(
+        params,
+        PendulumParams,
+        positive=("max_speed", "dt", "m", "l"),
+        non_negative=("max_torque",),
+        finite=("g",),
+    )
 
 
 def make(name: str):
-    """The environment and its default parameters by Gymnasium id: ``env, params = make("CartPole-v1")``."""
+    """The environment and its default parameters by Gymnasium id:
+    ``env, params = make("CartPole-v1")``."""
     envs = {"CartPole-v1": CartPole, "Pendulum-v1": Pendulum}
     if name not in envs:
         raise ValueError(f"name must be one of {sorted(envs)}, got {name!r}")
@@ -283,7 +303,7 @@ def make(name: str):
     return env, env.default_params
 
 
-# --------------------------------------------------------------------------- linear-feature counterexamples
+# ------------------------------------------------------------------- linear-feature counterexamples
 #
 # Two tabular MDPs with linear state features on which off-policy TD(0) diverges:
 # Baird's star and the two-state "w → 2w" example of Tsitsiklis & Van Roy. Both are
@@ -331,8 +351,9 @@ def baird_star(gamma: float = 0.99, dtype=None) -> FeatureMDP:
     phi = jnp.zeros((S, 8), dtype)
     phi = phi.at[jnp.arange(6), jnp.arange(6)].set(2.0).at[:6, 7].set(1.0)
     phi = phi.at[6, 6].set(1.0).at[6, 7].set(2.0)
-    m = _mdp.make_mdp(P, jnp.zeros((S, 2), dtype), jnp.full((S,), 1.0 / S, dtype),
-                      jnp.asarray(gamma, dtype))
+    m = _mdp.make_mdp(
+        P, jnp.zeros((S, 2), dtype), jnp.full((S,), 1.0 / S, dtype), jnp.asarray(gamma, dtype)
+    )
     target = jnp.zeros((S, 2), dtype).at[:, 1].set(1.0)
     behaviour = jnp.tile(jnp.asarray([6.0 / 7.0, 1.0 / 7.0], dtype), (S, 1))
     w0 = jnp.asarray([1, 1, 1, 1, 1, 1, 10, 1], dtype)
@@ -351,11 +372,14 @@ def two_state(gamma: float = 0.9, epsilon: float = 0.0, dtype=None) -> FeatureMD
     _checks.interval("epsilon", epsilon, 0.0, 1.0)
     dtype = _checks.float_dtype("dtype", dtype)
     P = jnp.asarray([[[0.0, 1.0, 0.0]], [[0.0, 1.0 - epsilon, epsilon]], [[0.0, 0.0, 1.0]]], dtype)
-    m = _mdp.make_mdp(P, jnp.zeros((3, 1), dtype), jnp.asarray([1.0, 0.0, 0.0], dtype),
-                      jnp.asarray(gamma, dtype))
+    m = _mdp.make_mdp(
+        P, jnp.zeros((3, 1), dtype), jnp.asarray([1.0, 0.0, 0.0], dtype), jnp.asarray(gamma, dtype)
+    )
     phi = jnp.asarray([[1.0], [2.0], [0.0]], dtype)
     one = jnp.ones((3, 1), dtype)
     return FeatureMDP(m, phi, one, one, jnp.ones((1,), dtype))
+
+
 # --------------------------------------------------------------------------- tabular MDPs
 
 

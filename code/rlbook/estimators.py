@@ -94,8 +94,10 @@ def score_function_term(f: Fn, log_prob: Fn, theta, x, baseline=0.0):
     score = jax.grad(log_prob)(theta, x)
     fx = jax.lax.stop_gradient(fx)
     # a scalar b (a leaf of no dimensions); a dict's jnp.ndim is 0 too, so test the structure
-    if jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(baseline)) and \
-            jnp.ndim(baseline) == 0:
+    if (
+        jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(baseline))
+        and jnp.ndim(baseline) == 0
+    ):
         return jax.tree.map(lambda s, g: (fx - baseline) * s + g, score, grad_f)
     return jax.tree.map(lambda s, g, b: (fx - b) * s + g, score, grad_f, baseline)
 
@@ -138,8 +140,7 @@ def naive(key: jax.Array, f: Fn, sample: Fn, theta, n: int):
     return _mean(jax.vmap(lambda x: naive_term(f, theta, x))(xs))
 
 
-def score_function(key: jax.Array, f: Fn, sample: Fn, log_prob: Fn, theta, n: int,
-                   baseline=0.0):
+def score_function(key: jax.Array, f: Fn, sample: Fn, log_prob: Fn, theta, n: int, baseline=0.0):
     """(1/n) Σ_i [(f(x_i, θ) − b) ∇_θ log p(x_i; θ) + ∇_θ f(x_i, θ)], x_i ∼ p(·; θ) i.i.d."""
     _callables(f=f, sample=sample, log_prob=log_prob)
     _checks.finite_tree("theta", theta)
@@ -173,8 +174,12 @@ def control_variate(estimate, control, control_mean, coefficient):
     """g − β (c − E[c]): unbiased for E[g] whatever β, with variance
     Var g − 2β Cov(g, c) + β² Var c, smallest at β* = Cov(g, c)/Var(c)
     (elementwise; all arguments broadcast)."""
-    args = (("estimate", estimate), ("control", control), ("control_mean", control_mean),
-            ("coefficient", coefficient))
+    args = (
+        ("estimate", estimate),
+        ("control", control),
+        ("control_mean", control_mean),
+        ("coefficient", coefficient),
+    )
     for name, x in args:
         _checks.real(name, x)
         _checks.finite(name, x)
@@ -182,8 +187,10 @@ def control_variate(estimate, control, control_mean, coefficient):
         jnp.broadcast_shapes(*(jnp.shape(x) for _, x in args))
     except ValueError as err:
         shapes = ", ".join(f"{name} {jnp.shape(x)}" for name, x in args)
-        raise ValueError(f"estimate, control, control_mean and coefficient must broadcast "
-                         f"together, got shapes {shapes}") from err
+        raise ValueError(
+            f"estimate, control, control_mean and coefficient must broadcast "
+            f"together, got shapes {shapes}"
+        ) from err
     return estimate - coefficient * (control - control_mean)
 
 
@@ -198,14 +205,20 @@ def optimal_coefficient(estimates: jax.Array, controls: jax.Array) -> jax.Array:
         _checks.real(name, x)
         _checks.finite(name, x)
     if jnp.shape(estimates) != jnp.shape(controls):
-        raise ValueError(f"controls must have the shape of estimates {jnp.shape(estimates)}, "
-                         f"got {jnp.shape(controls)}")
+        raise ValueError(
+            f"controls must have the shape of estimates {jnp.shape(estimates)}, "
+            f"got {jnp.shape(controls)}"
+        )
     if jnp.ndim(estimates) < 1 or jnp.shape(estimates)[0] < 2:
-        raise ValueError(f"estimates must have a sample axis of length >= 2 first, "
-                         f"got shape {jnp.shape(estimates)}")
+        raise ValueError(
+            f"estimates must have a sample axis of length >= 2 first, "
+            f"got shape {jnp.shape(estimates)}"
+        )
     if _checks.is_concrete(controls) and np.any(np.ptp(np.asarray(controls), axis=0) == 0):
-        raise ValueError("controls must vary across samples in every coordinate (Var(c) = 0 "
-                         "leaves β* = Cov(g, c)/Var(c) undefined)")
+        raise ValueError(
+            "controls must vary across samples in every coordinate (Var(c) = 0 "
+            "leaves β* = Cov(g, c)/Var(c) undefined)"
+        )
     g = estimates - jnp.mean(estimates, axis=0)
     c = controls - jnp.mean(controls, axis=0)
     return jnp.sum(g * c, axis=0) / jnp.sum(c * c, axis=0)

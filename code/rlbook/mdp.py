@@ -97,8 +97,10 @@ def _check_mdp(mdp: MDP) -> None:
     for name, x in (("mdp.P", P), ("mdp.r", r), ("mdp.rho0", rho0)):
         dt = np.asarray(x).dtype if _checks.is_concrete(x) else x.dtype
         if not np.issubdtype(dt, np.floating):
-            raise ValueError(f"{name} must have a floating dtype (float32 or float64), got {dt} "
-                             f"(build the MDP with rlbook.mdp.make_mdp, which converts)")
+            raise ValueError(
+                f"{name} must have a floating dtype (float32 or float64), got {dt} "
+                f"(build the MDP with rlbook.mdp.make_mdp, which converts)"
+            )
     if np.shape(r) != (S, A):
         raise ValueError(f"mdp.r must have shape {(S, A)} to match mdp.P, got {np.shape(r)}")
     if np.shape(rho0) != (S,):
@@ -134,8 +136,7 @@ def make_mdp(P, r, rho0, gamma) -> MDP:
     """
     for name, x in (("P", P), ("r", r), ("rho0", rho0), ("gamma", gamma)):
         _checks.real(name, x)
-    mdp = MDP(_checks.floating(P), _checks.floating(r), _checks.floating(rho0),
-              jnp.asarray(gamma))
+    mdp = MDP(_checks.floating(P), _checks.floating(r), _checks.floating(rho0), jnp.asarray(gamma))
     _check_mdp(mdp)
     return mdp
 
@@ -204,7 +205,9 @@ def greedy_policy(q: jax.Array) -> jax.Array:
     """One-hot policy on argmax_a q[s, a] (ties to the lowest index); q of shape [S, A]."""
     _checks.ndim("q", q, 2)
     if np.shape(q)[-1] == 0:
-        raise ValueError(f"q must have at least one action (shape [S, A], A > 0), got {np.shape(q)}")
+        raise ValueError(
+            f"q must have at least one action (shape [S, A], A > 0), got {np.shape(q)}"
+        )
     _checks.finite("q", q)
     return jax.nn.one_hot(jnp.argmax(q, axis=-1), q.shape[-1], dtype=q.dtype)
 
@@ -367,13 +370,19 @@ def _converged(result: ValueIterationResult, tol, max_iter, insist: bool, return
         raise ValueError(
             f"max_iter={max_iter} iterations did not reach tol={tol}: the bound is "
             f"{float(result.bound):.3g} (raise max_iter or tol; in float32 a γ close to 1 "
-            "may never reach a small tol)")
+            "may never reach a small tol)"
+        )
     return (result, converged) if return_info else result
 
 
 def value_iteration(
-    mdp: MDP, *, tol: float = 1e-8, max_iter: int = 10_000, q0: jax.Array | None = None,
-    insist: bool = False, return_info: bool = False,
+    mdp: MDP,
+    *,
+    tol: float = 1e-8,
+    max_iter: int = 10_000,
+    q0: jax.Array | None = None,
+    insist: bool = False,
+    return_info: bool = False,
 ) -> ValueIterationResult:
     """Iterate Q_{k+1} = T^* Q_k until the a-posteriori bound falls below ``tol``.
 
@@ -394,8 +403,7 @@ def value_iteration(
     _checks.flag("insist", insist)
     _checks.flag("return_info", return_info)
     q = _check_q0(mdp, q0)
-    return _converged(_value_iteration(mdp, q, tol, max_iter), tol, max_iter, insist,
-                      return_info)
+    return _converged(_value_iteration(mdp, q, tol, max_iter), tol, max_iter, insist, return_info)
 
 
 @partial(jax.jit, static_argnums=(3,))
@@ -476,8 +484,14 @@ def soft_bellman_opt_q(mdp: MDP, q: jax.Array, temperature) -> jax.Array:
 
 
 def soft_value_iteration(
-    mdp: MDP, temperature, *, tol: float = 1e-8, max_iter: int = 10_000,
-    q0: jax.Array | None = None, insist: bool = False, return_info: bool = False,
+    mdp: MDP,
+    temperature,
+    *,
+    tol: float = 1e-8,
+    max_iter: int = 10_000,
+    q0: jax.Array | None = None,
+    insist: bool = False,
+    return_info: bool = False,
 ) -> ValueIterationResult:
     """Iterate Q_{k+1} = T_β Q_k until γ / (1 − γ) ‖Q_k − Q_{k−1}‖∞ ≤ ``tol``.
 
@@ -505,8 +519,10 @@ def _check_temperature_dtype(temperature, dtype) -> None:
         t = np.asarray(temperature).astype(dtype)
         inv = np.asarray(1.0, dtype) / t
     if not (np.all(t > 0) and np.all(np.isfinite(inv))):
-        raise ValueError(f"temperature must be > 0 with a finite reciprocal in {np.dtype(dtype)}, "
-                         f"got {temperature!r}")
+        raise ValueError(
+            f"temperature must be > 0 with a finite reciprocal in {np.dtype(dtype)}, "
+            f"got {temperature!r}"
+        )
 
 
 @partial(jax.jit, static_argnums=(4,))
@@ -549,8 +565,9 @@ def projected_value_iteration(
     _checks.ndim("features", features, 3)
     S, A = mdp.n_states, mdp.n_actions
     if np.shape(features)[:2] != (S, A):
-        raise ValueError(f"features must have shape [S, A, K] with [S, A] = {(S, A)}, "
-                         f"got {np.shape(features)}")
+        raise ValueError(
+            f"features must have shape [S, A, K] with [S, A] = {(S, A)}, got {np.shape(features)}"
+        )
     _checks.finite("features", features)
     K = np.shape(features)[2]
     if np.shape(weights) != (S, A):
@@ -560,8 +577,9 @@ def projected_value_iteration(
         raise ValueError(f"w0 must have shape {(K,)}, got {np.shape(w0)}")
     _checks.finite("w0", w0)
     _checks.positive_int("n_iter", n_iter)
-    return _projected_value_iteration(mdp, jnp.asarray(features), jnp.asarray(weights),
-                                      jnp.asarray(w0), n_iter)
+    return _projected_value_iteration(
+        mdp, jnp.asarray(features), jnp.asarray(weights), jnp.asarray(w0), n_iter
+    )
 
 
 @partial(jax.jit, static_argnums=(4,))

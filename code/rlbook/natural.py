@@ -68,8 +68,10 @@ def _check_kl(kl) -> None:
 
 def _check_flat(name: str, v, n: int) -> None:
     if np.shape(v) != (n,):
-        raise ValueError(f"{name} must be a flat vector of shape ({n},) (the number of "
-                         f"parameters), got shape {np.shape(v)}")
+        raise ValueError(
+            f"{name} must be a flat vector of shape ({n},) (the number of "
+            f"parameters), got shape {np.shape(v)}"
+        )
 
 
 def _check_nonneg(name: str, x) -> None:
@@ -81,10 +83,14 @@ def _check_nonneg(name: str, x) -> None:
 def _check_like(name: str, tree, params) -> None:
     if jax.tree_util.tree_structure(tree) != jax.tree_util.tree_structure(params):
         raise ValueError(f"{name} must be a pytree of the structure of params")
-    for a, b in zip(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(params)):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(params), strict=True
+    ):
         if np.shape(a) != np.shape(b):
-            raise ValueError(f"{name} must have the shapes of params: a leaf of shape "
-                             f"{np.shape(a)} faces one of shape {np.shape(b)}")
+            raise ValueError(
+                f"{name} must have the shapes of params: a leaf of shape "
+                f"{np.shape(a)} faces one of shape {np.shape(b)}"
+            )
 
 
 # --------------------------------------------------------------------------- Fisher products
@@ -173,8 +179,8 @@ class CGResult(NamedTuple):
         iterations: k, the number of matrix-vector products taken.
         residual_norm: ‖b − A x_k‖₂ as carried by the recursion r_{k+1} = r_k − α_k A p_k.
         nonpositive_curvature: True when some search direction had pᵀ A p ≤ 0 (or NaN: a
-            matvec that returned NaN stops here too), so that A is not positive definite; the iteration stopped there and ``x`` is the
-            iterate before that direction.
+            matvec that returned NaN stops here too), so that A is not positive definite;
+            the iteration stopped there and ``x`` is the iterate before that direction.
     """
 
     x: jax.Array
@@ -187,19 +193,22 @@ def _cg_inputs(matvec, b, x0, tol, atol, max_iter):
     if isinstance(matvec, (jax.Array, np.ndarray)):
         A = matvec
         if np.ndim(A) != 2 or np.shape(A)[0] != np.shape(A)[1]:
-            raise ValueError("matvec must be a callable or a square matrix, "
-                             f"got shape {np.shape(A)}")
+            raise ValueError(
+                f"matvec must be a callable or a square matrix, got shape {np.shape(A)}"
+            )
         a_np = np.asarray(A) if _checks.is_concrete(A) else None  # numpy: no tracing under jit
-        if a_np is not None and not np.allclose(a_np, a_np.T, rtol=1e-6,
-                                                atol=1e-12 * float(np.max(np.abs(a_np)))):
+        if a_np is not None and not np.allclose(
+            a_np, a_np.T, rtol=1e-6, atol=1e-12 * float(np.max(np.abs(a_np)))
+        ):
             raise ValueError("matvec must be symmetric: conjugate gradient needs A = Aᵀ")
         matvec = lambda v: A @ v  # noqa: E731
         n_expected = np.shape(A)[0]
     elif callable(matvec):
         n_expected = None
     else:
-        raise ValueError("matvec must be a callable or a square matrix, "
-                         f"got {type(matvec).__name__}")
+        raise ValueError(
+            f"matvec must be a callable or a square matrix, got {type(matvec).__name__}"
+        )
     _checks.ndim("b", b, 1)
     _checks.real("b", b)
     _checks.finite("b", b)
@@ -207,8 +216,9 @@ def _cg_inputs(matvec, b, x0, tol, atol, max_iter):
         _checks.real("x0", x0)
         _checks.finite("x0", x0)
     if n_expected is not None and np.shape(b)[0] != n_expected:
-        raise ValueError(f"b must have shape ({n_expected},) to match the matrix, "
-                         f"got {np.shape(b)}")
+        raise ValueError(
+            f"b must have shape ({n_expected},) to match the matrix, got {np.shape(b)}"
+        )
     if x0 is not None and np.shape(x0) != np.shape(b):
         raise ValueError(f"x0 must have the shape of b {np.shape(b)}, got {np.shape(x0)}")
     _checks.positive("tol", tol, strict=False)
@@ -228,7 +238,8 @@ def _raise_if_not_pd(result: CGResult, on_nonpositive: str) -> CGResult:
             "matvec is not positive definite, or returned a non-finite value: conjugate "
             "gradient met a direction p with pᵀAp ≤ 0 or NaN at iteration "
             f"{int(result.iterations)} (add damping, check matvec for NaN, or pass "
-            "on_nonpositive='stop' to keep the iterate reached so far)")
+            "on_nonpositive='stop' to keep the iterate reached so far)"
+        )
     return result
 
 
@@ -238,7 +249,8 @@ def _check_on_nonpositive(on_nonpositive):
 
 
 def _cg_converged(result: CGResult, b, tol, atol, max_iter, insist, return_info):
-    """``result`` (and whether ‖r‖ ≤ max(tol ‖b‖, atol) without bad curvature); raise if ``insist``."""
+    """``result`` (and whether ‖r‖ ≤ max(tol ‖b‖, atol) without bad curvature); raise if
+    ``insist``."""
     if not (insist or return_info):
         return result
     threshold = jnp.maximum(tol * jnp.linalg.norm(b), atol)
@@ -247,13 +259,23 @@ def _cg_converged(result: CGResult, b, tol, atol, max_iter, insist, return_info)
         raise ValueError(
             f"conjugate gradient did not converge within max_iter={max_iter}: residual "
             f"{float(result.residual_norm):.3g} > {float(threshold):.3g} (raise max_iter, tol "
-            "or atol)")
+            "or atol)"
+        )
     return (result, converged) if return_info else result
 
 
-def conjugate_gradient(matvec, b: jax.Array, *, tol=1e-10, atol=0.0, max_iter: int = 10,
-                       x0: jax.Array | None = None, on_nonpositive: str = "raise",
-                       insist: bool = False, return_info: bool = False) -> CGResult:
+def conjugate_gradient(
+    matvec,
+    b: jax.Array,
+    *,
+    tol=1e-10,
+    atol=0.0,
+    max_iter: int = 10,
+    x0: jax.Array | None = None,
+    on_nonpositive: str = "raise",
+    insist: bool = False,
+    return_info: bool = False,
+) -> CGResult:
     r"""Solve A x = b for symmetric positive-definite A from products v ↦ A v.
 
     Conjugate gradient (Hestenes & Stiefel 1952; Nocedal & Wright 2006, Algorithm 5.2),
@@ -326,8 +348,9 @@ def conjugate_gradient(matvec, b: jax.Array, *, tol=1e-10, atol=0.0, max_iter: i
     return _cg_converged(result, b, tol, atol, max_iter, insist, return_info)
 
 
-def conjugate_gradient_loop(matvec, b, *, tol=1e-10, atol=0.0, max_iter: int = 10, x0=None,
-                            on_nonpositive: str = "raise") -> tuple[CGResult, list[jax.Array]]:
+def conjugate_gradient_loop(
+    matvec, b, *, tol=1e-10, atol=0.0, max_iter: int = 10, x0=None, on_nonpositive: str = "raise"
+) -> tuple[CGResult, list[jax.Array]]:
     """The readable version of :func:`conjugate_gradient`: the same algorithm as a Python loop.
 
     Mirrors the chapter's algorithm block line by line; slow (one dispatch per
@@ -336,8 +359,8 @@ def conjugate_gradient_loop(matvec, b, *, tol=1e-10, atol=0.0, max_iter: int = 1
     """
     _check_on_nonpositive(on_nonpositive)
     matvec, b, x = _cg_inputs(matvec, b, x0, tol, atol, max_iter)
-    r = b - matvec(x)                          # residual r₀ = b − A x₀
-    p = r                                      # first direction: steepest descent
+    r = b - matvec(x)  # residual r₀ = b − A x₀
+    p = r  # first direction: steepest descent
     rs = r @ r
     threshold = max(tol * float(jnp.linalg.norm(b)), atol)
     iterates, k, bad = [x], 0, False
@@ -345,14 +368,14 @@ def conjugate_gradient_loop(matvec, b, *, tol=1e-10, atol=0.0, max_iter: int = 1
         Ap = matvec(p)
         pAp = p @ Ap
         k += 1
-        if not pAp > 0:                        # A is not positive definite along p
+        if not pAp > 0:  # A is not positive definite along p
             bad = True
             break
-        alpha = rs / pAp                       # exact line search along p
+        alpha = rs / pAp  # exact line search along p
         x = x + alpha * p
         r = r - alpha * Ap
         rs_new = r @ r
-        p = r + (rs_new / rs) * p              # A-conjugate to every earlier direction
+        p = r + (rs_new / rs) * p  # A-conjugate to every earlier direction
         rs = rs_new
         iterates.append(x)
     result = CGResult(x, jnp.asarray(k), jnp.sqrt(rs), jnp.asarray(bad))
@@ -372,16 +395,27 @@ def kl_step_size(direction: jax.Array, fisher_direction: jax.Array, max_kl) -> j
     _checks.ndim("direction", direction, 1)
     _checks.finite("direction", direction)
     if np.shape(fisher_direction) != np.shape(direction):
-        raise ValueError(f"fisher_direction must have the shape of direction "
-                         f"{np.shape(direction)}, got {np.shape(fisher_direction)}")
+        raise ValueError(
+            f"fisher_direction must have the shape of direction "
+            f"{np.shape(direction)}, got {np.shape(fisher_direction)}"
+        )
     _checks.finite("fisher_direction", fisher_direction)
     _checks.positive("max_kl", max_kl)
     sFs = direction @ fisher_direction
     return jnp.where(sFs > 0, jnp.sqrt(2.0 * max_kl / jnp.where(sFs > 0, sFs, 1.0)), 0.0)
 
 
-def natural_direction(kl: KLFn, params, grad, *, damping=0.0, tol=1e-10, max_iter: int = 10,
-                      on_nonpositive: str = "raise", insist: bool = False):
+def natural_direction(
+    kl: KLFn,
+    params,
+    grad,
+    *,
+    damping=0.0,
+    tol=1e-10,
+    max_iter: int = 10,
+    on_nonpositive: str = "raise",
+    insist: bool = False,
+):
     r"""The natural gradient (F(θ) + λI)⁻¹ ∇J(θ) by conjugate gradient on Fisher-vector products.
 
     Args:
@@ -407,8 +441,9 @@ def natural_direction(kl: KLFn, params, grad, *, damping=0.0, tol=1e-10, max_ite
     _check_on_nonpositive(on_nonpositive)
     flat_g, unravel = ravel_pytree(grad)
     fvp = fisher_operator(kl, params, damping=damping)
-    cg = conjugate_gradient(fvp, flat_g, tol=tol, max_iter=max_iter,
-                            on_nonpositive=on_nonpositive, insist=insist)
+    cg = conjugate_gradient(
+        fvp, flat_g, tol=tol, max_iter=max_iter, on_nonpositive=on_nonpositive, insist=insist
+    )
     return unravel(cg.x), cg
 
 
@@ -431,9 +466,19 @@ class NaturalStep(NamedTuple):
     cg: CGResult
 
 
-def natural_step(kl: KLFn, params, grad, *, step_size=None, max_kl=None, damping=0.0,
-                 tol=1e-10, max_iter: int = 10, on_nonpositive: str = "raise",
-                 insist: bool = False) -> NaturalStep:
+def natural_step(
+    kl: KLFn,
+    params,
+    grad,
+    *,
+    step_size=None,
+    max_kl=None,
+    damping=0.0,
+    tol=1e-10,
+    max_iter: int = 10,
+    on_nonpositive: str = "raise",
+    insist: bool = False,
+) -> NaturalStep:
     r"""One natural-gradient ascent step θ ← θ + α s, s = (F(θ) + λI)⁻¹ ∇J(θ).
 
     Give exactly one of ``step_size`` (a fixed α > 0: Kakade 2001's natural policy
@@ -451,8 +496,10 @@ def natural_step(kl: KLFn, params, grad, *, step_size=None, max_kl=None, damping
         a :class:`NaturalStep`.
     """
     if (step_size is None) == (max_kl is None):
-        raise ValueError("give exactly one of step_size (a fixed α) and max_kl (the KL δ of "
-                         f"each step), got step_size={step_size!r}, max_kl={max_kl!r}")
+        raise ValueError(
+            "give exactly one of step_size (a fixed α) and max_kl (the KL δ of "
+            f"each step), got step_size={step_size!r}, max_kl={max_kl!r}"
+        )
     if step_size is not None:
         _checks.positive("step_size", step_size)
     else:
@@ -467,8 +514,14 @@ def natural_step(kl: KLFn, params, grad, *, step_size=None, max_kl=None, damping
     flat, unravel = ravel_pytree(params)
     fisher = fisher_operator(kl, params)
     damped = lambda v: fisher(v) + damping * v  # noqa: E731
-    cg = conjugate_gradient(damped, flat_g.astype(flat.dtype), tol=tol, max_iter=max_iter,
-                            on_nonpositive=on_nonpositive, insist=insist)
+    cg = conjugate_gradient(
+        damped,
+        flat_g.astype(flat.dtype),
+        tol=tol,
+        max_iter=max_iter,
+        on_nonpositive=on_nonpositive,
+        insist=insist,
+    )
     s = cg.x
     Fs = fisher(s)
     alpha = kl_step_size(s, Fs, max_kl) if step_size is None else jnp.asarray(step_size, s.dtype)

@@ -19,8 +19,9 @@ __all__ = ["mlp_init", "mlp_apply", "n_params"]
 Params = list[dict[str, jax.Array]]
 
 
-def mlp_init(key: jax.Array, sizes: Sequence[int], *, final_scale: float = 1.0,
-             dtype=jnp.float32) -> Params:
+def mlp_init(
+    key: jax.Array, sizes: Sequence[int], *, final_scale: float = 1.0, dtype=jnp.float32
+) -> Params:
     """Weights for layers ``sizes[0] → sizes[1] → … → sizes[-1]``.
 
     Hidden layers use LeCun-normal weights (variance 1 / fan-in) and zero biases;
@@ -36,7 +37,7 @@ def mlp_init(key: jax.Array, sizes: Sequence[int], *, final_scale: float = 1.0,
     _checks.positive("final_scale", final_scale, strict=False)
     keys = jax.random.split(key, len(sizes) - 1)
     params = []
-    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True)):
         w = jax.random.normal(k, (n_in, n_out), dtype) / jnp.sqrt(n_in).astype(dtype)
         if i == len(sizes) - 2:
             w = w * final_scale
@@ -44,8 +45,13 @@ def mlp_init(key: jax.Array, sizes: Sequence[int], *, final_scale: float = 1.0,
     return params
 
 
-def mlp_apply(params: Params, x: jax.Array, *, activation: Callable = jnp.tanh,
-              final_activation: Callable | None = None) -> jax.Array:
+def mlp_apply(
+    params: Params,
+    x: jax.Array,
+    *,
+    activation: Callable = jnp.tanh,
+    final_activation: Callable | None = None,
+) -> jax.Array:
     """y = W_L σ(… σ(W_1 x + b_1) …) + b_L for x of shape [..., sizes[0]]."""
     _check_apply(params, x, "x")
     if not callable(activation):
@@ -60,18 +66,23 @@ def _check_apply(params, x, x_name: str) -> None:
     last axis the first layer's fan-in. The values of ``params`` are not read: a diverged
     network (the TD-divergence chapter) is still evaluated."""
     if not isinstance(params, (list, tuple)) or not params:
-        raise ValueError(f"params must be a non-empty list of {{'w', 'b'}} layers "
-                         f"(nets.mlp_init), got {type(params).__name__}")
+        raise ValueError(
+            f"params must be a non-empty list of {{'w', 'b'}} layers "
+            f"(nets.mlp_init), got {type(params).__name__}"
+        )
     for i, layer in enumerate(params):
         if not (isinstance(layer, Mapping) and "w" in layer and "b" in layer):
-            raise ValueError(f"params[{i}] must be a dict with keys 'w' and 'b', "
-                             f"got {type(layer).__name__}")
+            raise ValueError(
+                f"params[{i}] must be a dict with keys 'w' and 'b', got {type(layer).__name__}"
+            )
     _checks.finite(x_name, x)
     w_shape = np.shape(params[0]["w"])
     fan_in = w_shape[-2] if len(w_shape) >= 2 else None
     if np.ndim(x) < 1 or (fan_in is not None and np.shape(x)[-1] != fan_in):
-        raise ValueError(f"{x_name} must have shape [..., {fan_in}] (the first layer's input "
-                         f"size), got shape {np.shape(x)}")
+        raise ValueError(
+            f"{x_name} must have shape [..., {fan_in}] (the first layer's input "
+            f"size), got shape {np.shape(x)}"
+        )
 
 
 def _apply(params: Params, x, activation, final_activation):

@@ -32,8 +32,10 @@ def _check_ou(theta, sigma, dt):
     _checks.positive("dt", dt)
     if _checks.is_concrete(theta) and _checks.is_concrete(dt):
         if float(theta) * float(dt) >= 1.0:
-            raise ValueError(f"theta * dt must be < 1 for a stable discretization, got "
-                             f"{float(theta) * float(dt)}")
+            raise ValueError(
+                f"theta * dt must be < 1 for a stable discretization, got "
+                f"{float(theta) * float(dt)}"
+            )
 
 
 def ou_step(key: jax.Array, x: jax.Array, theta, sigma, dt, mu=0.0) -> jax.Array:
@@ -61,7 +63,8 @@ def ou_path(key: jax.Array, x0: jax.Array, n_steps: int, theta, sigma, dt, mu=0.
 
 
 def ou_stationary_variance(theta, sigma, dt=None):
-    """σ² / (2θ) for the SDE (``dt=None``); σ² dt / (1 − (1 − θ dt)²) for its Euler–Maruyama chain."""
+    """σ² / (2θ) for the SDE (``dt=None``); σ² dt / (1 − (1 − θ dt)²) for its Euler–Maruyama
+    chain."""
     _checks.positive("theta", theta)
     _checks.positive("sigma", sigma, strict=False)
     if dt is None:

@@ -56,7 +56,8 @@ def _devices(devices) -> tuple:
 
 
 def n_devices(devices: Sequence[jax.Device] | None = None) -> int:
-    """How many devices :func:`run_seeds` splits the seeds over (default: all of ``jax.devices()``)."""
+    """How many devices :func:`run_seeds` splits the seeds over (default: all of
+    ``jax.devices()``)."""
     return len(_devices(devices))
 
 
@@ -80,8 +81,10 @@ def _check_keys(keys) -> jax.Array:
         if keys.ndim != 1:
             raise ValueError(f"keys must be a 1-D array of typed keys, got shape {keys.shape}")
     elif keys.dtype != jnp.uint32 or keys.ndim != 2:
-        raise ValueError("keys must be a batch of keys (typed keys of shape [n], or raw "
-                         f"uint32 keys of shape [n, k]), got {keys.dtype}{list(keys.shape)}")
+        raise ValueError(
+            "keys must be a batch of keys (typed keys of shape [n], or raw "
+            f"uint32 keys of shape [n, k]), got {keys.dtype}{list(keys.shape)}"
+        )
     if keys.shape[0] < 1:
         raise ValueError("keys must hold at least one key, got none")
     return keys
@@ -108,8 +111,7 @@ def _compiled(train: Callable, n_args: int, grid: bool, devices: tuple) -> Calla
     return jax.jit(f, in_shardings=(seeds,) + (replicated,) * n_args)
 
 
-def run_seeds(train: Callable, keys: jax.Array, *args,
-              devices: Sequence[jax.Device] | None = None):
+def run_seeds(train: Callable, keys: jax.Array, *args, devices: Sequence[jax.Device] | None = None):
     """``train(keys[i], *args)`` for every key, one compile, the keys split over ``devices``.
 
     ``train`` is an agent's train function (``make_train(config)``); ``args`` are passed to
@@ -122,8 +124,7 @@ def run_seeds(train: Callable, keys: jax.Array, *args,
     return _run(train, keys, args, False, devices)
 
 
-def run_grid(train: Callable, keys: jax.Array, values,
-             devices: Sequence[jax.Device] | None = None):
+def run_grid(train: Callable, keys: jax.Array, values, devices: Sequence[jax.Device] | None = None):
     """``train(keys[i], values[j])`` for every hyperparameter value and key: outputs [J, n, ...].
 
     ``values`` is an array (or a pytree of arrays) with a leading axis of ``J`` settings of
@@ -135,8 +136,10 @@ def run_grid(train: Callable, keys: jax.Array, values,
     """
     leaves = jax.tree_util.tree_leaves(values)
     if not leaves or any(jnp.ndim(v) < 1 for v in leaves):
-        raise ValueError("values must be an array (or pytree of arrays) with a leading axis "
-                         f"of settings, got {values!r}")
+        raise ValueError(
+            "values must be an array (or pytree of arrays) with a leading axis "
+            f"of settings, got {values!r}"
+        )
     sizes = {jnp.shape(v)[0] for v in leaves}
     if len(sizes) != 1 or 0 in sizes:
         raise ValueError(f"values must have one non-zero leading size, got {sorted(sizes)}")

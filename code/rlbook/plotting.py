@@ -45,8 +45,11 @@ def _mean_and_band(y, confidence: float, *, finite: bool):
         raise ValueError(f"y must be finite, got {y[~np.isfinite(y)].ravel()[:3]}")
     if y.ndim < 1 or y.shape[0] < 1:
         raise ValueError(f"y must have a seed axis of length >= 1 first, got shape {y.shape}")
-    if not isinstance(confidence, (int, float, np.integer, np.floating)) or isinstance(
-            confidence, bool) or not 0.0 < confidence < 1.0:
+    if (
+        not isinstance(confidence, (int, float, np.integer, np.floating))
+        or isinstance(confidence, bool)
+        or not 0.0 < confidence < 1.0
+    ):
         raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
     n = y.shape[0]
     if n == 1:
@@ -56,9 +59,18 @@ def _mean_and_band(y, confidence: float, *, finite: bool):
     return mean, mean - half, mean + half
 
 
-def learning_curve(x, y, *, label: str | None = None, ax=None, confidence: float = 0.95,
-                   xlabel: str = "environment steps", ylabel: str = "return", color=None,
-                   show_seeds: bool = False):
+def learning_curve(
+    x,
+    y,
+    *,
+    label: str | None = None,
+    ax=None,
+    confidence: float = 0.95,
+    xlabel: str = "environment steps",
+    ylabel: str = "return",
+    color=None,
+    show_seeds: bool = False,
+):
     """Mean of ``y`` (shape [seeds, T]) against ``x`` (shape [T]) with a confidence band."""
     try:
         y = np.asarray(y, dtype=float)
@@ -84,8 +96,14 @@ def learning_curve(x, y, *, label: str | None = None, ax=None, confidence: float
     return fig, ax
 
 
-def violin(samples: Mapping[str, Sequence[float]], *, ax=None, ylabel: str = "estimate",
-           reference: float | None = None, reference_label: str = "true value"):
+def violin(
+    samples: Mapping[str, Sequence[float]],
+    *,
+    ax=None,
+    ylabel: str = "estimate",
+    reference: float | None = None,
+    reference_label: str = "true value",
+):
     """Violins with box plots inside, one per named sample; an optional reference line."""
     if not samples:
         raise ValueError("samples must name at least one sample")

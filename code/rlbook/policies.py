@@ -50,8 +50,10 @@ def _check_obs(obs, obs_dim: int) -> None:
     _checks.real("obs", obs)
     _checks.finite("obs", obs)
     if jnp.shape(obs) != (obs_dim,):
-        raise ValueError(f"obs must have shape ({obs_dim},) (one observation; batch with "
-                         f"jax.vmap), got {jnp.shape(obs)}")
+        raise ValueError(
+            f"obs must have shape ({obs_dim},) (one observation; batch with "
+            f"jax.vmap), got {jnp.shape(obs)}"
+        )
 
 
 class _Categorical:
@@ -75,8 +77,9 @@ class _Categorical:
         try:
             _checks.index("a", action, self.n_actions, what="a category index")
         except ValueError as err:
-            raise ValueError(f"action must be an action index in [0, {self.n_actions}): "
-                             f"{err}") from None
+            raise ValueError(
+                f"action must be an action index in [0, {self.n_actions}): {err}"
+            ) from None
         return D.categorical_log_prob(self.logits(params, obs), action)
 
     def entropy(self, params, obs) -> jax.Array:
@@ -119,8 +122,9 @@ class SoftmaxPolicy(_Categorical):
 
     def init(self, key):
         """MLP weights (a list of ``{"w", "b"}`` dicts, ``rlbook.nets``)."""
-        return nets.mlp_init(key, (self.obs_dim, *self.hidden, self.n_actions),
-                             final_scale=self.final_scale)
+        return nets.mlp_init(
+            key, (self.obs_dim, *self.hidden, self.n_actions), final_scale=self.final_scale
+        )
 
     def logits(self, params, obs) -> jax.Array:
         """f_θ(s), shape [n_actions]."""
@@ -155,8 +159,9 @@ class TabularSoftmax(_Categorical):
         if obs is None or isinstance(obs, (str, bytes)):
             raise ValueError(f"obs must be a scalar state index, got {obs!r}")
         if jnp.shape(params) != (self.n_states, self.n_actions):
-            raise ValueError(f"params must have shape {(self.n_states, self.n_actions)}, "
-                             f"got {jnp.shape(params)}")
+            raise ValueError(
+                f"params must have shape {(self.n_states, self.n_actions)}, got {jnp.shape(params)}"
+            )
         if jnp.shape(obs) != ():
             raise ValueError(f"obs must be a scalar state index, got shape {jnp.shape(obs)}")
         _checks.index("obs", obs, self.n_states, what="a state index")
@@ -192,10 +197,13 @@ class GaussianPolicy:
             raise ValueError(f"init_log_std must be finite, got {self.init_log_std}")
 
     def init(self, key):
-        mean = nets.mlp_init(key, (self.obs_dim, *self.hidden, self.action_dim),
-                             final_scale=self.final_scale)
-        return {"mean": mean, "log_std": jnp.full((self.action_dim,), self.init_log_std,
-                                                  jnp.float32)}
+        mean = nets.mlp_init(
+            key, (self.obs_dim, *self.hidden, self.action_dim), final_scale=self.final_scale
+        )
+        return {
+            "mean": mean,
+            "log_std": jnp.full((self.action_dim,), self.init_log_std, jnp.float32),
+        }
 
     def mean_and_log_std(self, params, obs):
         """(μ_θ(s), log σ), each of shape [action_dim]."""
@@ -212,13 +220,15 @@ class GaussianPolicy:
     def log_prob(self, params, obs, action) -> jax.Array:
         """log N(a; μ_θ(s), diag σ²)."""
         if action is None or isinstance(action, (str, bytes)):
-            raise ValueError(f"action must be an array of shape ({self.action_dim},), "
-                             f"got {action!r}")
+            raise ValueError(
+                f"action must be an array of shape ({self.action_dim},), got {action!r}"
+            )
         _checks.real("action", action)
         _checks.finite("action", action)
         if jnp.shape(action) != (self.action_dim,):
-            raise ValueError(f"action must have shape ({self.action_dim},), "
-                             f"got {jnp.shape(action)}")
+            raise ValueError(
+                f"action must have shape ({self.action_dim},), got {jnp.shape(action)}"
+            )
         mean, log_std = self.mean_and_log_std(params, obs)
         return D.gaussian_log_prob(mean, log_std, action)
 
@@ -242,8 +252,10 @@ class GaussianPolicy:
 def _check_gaussian_params(name: str, params) -> None:
     """A :class:`GaussianPolicy`'s parameters: a dict with ``"mean"`` and ``"log_std"``."""
     if not (isinstance(params, Mapping) and "mean" in params and "log_std" in params):
-        raise ValueError(f"{name} must be a GaussianPolicy's parameters (a dict with 'mean' "
-                         f"and 'log_std', from init), got {type(params).__name__}")
+        raise ValueError(
+            f"{name} must be a GaussianPolicy's parameters (a dict with 'mean' "
+            f"and 'log_std', from init), got {type(params).__name__}"
+        )
     _checks.finite_tree(name, params)
 
 

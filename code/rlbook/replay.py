@@ -32,7 +32,9 @@ class Buffer(NamedTuple):
 
 def _check_buffer(buffer) -> None:
     if not isinstance(buffer, Buffer):
-        raise ValueError(f"buffer must be a replay.Buffer (replay.init), got {type(buffer).__name__}")
+        raise ValueError(
+            f"buffer must be a replay.Buffer (replay.init), got {type(buffer).__name__}"
+        )
 
 
 def _check_fits(buffer: Buffer, name: str, tree, *, batched: bool = False) -> None:
@@ -42,12 +44,16 @@ def _check_fits(buffer: Buffer, name: str, tree, *, batched: bool = False) -> No
     have = jax.tree_util.tree_structure(tree)
     if have != want:
         raise ValueError(f"{name} must have the structure of the buffer's slots {want}, got {have}")
-    for d, x in zip(jax.tree_util.tree_leaves(buffer.data), jax.tree_util.tree_leaves(tree)):
+    for d, x in zip(
+        jax.tree_util.tree_leaves(buffer.data), jax.tree_util.tree_leaves(tree), strict=True
+    ):
         shape = np.shape(x)[1:] if batched else np.shape(x)
         if (batched and np.ndim(x) == 0) or shape != np.shape(d)[1:]:
             what = "[batch] + " if batched else ""
-            raise ValueError(f"{name} leaves must have shape {what}{np.shape(d)[1:]} (the "
-                             f"buffer's slot), got {np.shape(x)}")
+            raise ValueError(
+                f"{name} leaves must have shape {what}{np.shape(d)[1:]} (the "
+                f"buffer's slot), got {np.shape(x)}"
+            )
 
 
 def init(capacity: int, example: Any) -> Buffer:
@@ -55,7 +61,8 @@ def init(capacity: int, example: Any) -> Buffer:
     _checks.positive_int("capacity", capacity)
     _checks.finite_tree("example", example)
     data = jax.tree_util.tree_map(
-        lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example)
+        lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example
+    )
     return Buffer(data, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
 
 
@@ -65,8 +72,7 @@ def add(buffer: Buffer, transition: Any) -> Buffer:
     _check_fits(buffer, "transition", transition)
     _checks.finite_tree("transition", transition)
     cap = buffer.capacity
-    data = jax.tree_util.tree_map(lambda d, x: d.at[buffer.pointer].set(x), buffer.data,
-                                  transition)
+    data = jax.tree_util.tree_map(lambda d, x: d.at[buffer.pointer].set(x), buffer.data, transition)
     return Buffer(data, (buffer.pointer + 1) % cap, jnp.minimum(buffer.size + 1, cap))
 
 
@@ -77,8 +83,10 @@ def add_batch(buffer: Buffer, transitions: Any) -> Buffer:
     leaves = _checks.finite_tree("transitions", transitions)
     sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in leaves}
     if len(sizes) != 1 or None in sizes:
-        raise ValueError(f"transitions must have one leading (batch) axis of the same size in "
-                         f"every leaf, got shapes {[jnp.shape(x) for x in leaves]}")
+        raise ValueError(
+            f"transitions must have one leading (batch) axis of the same size in "
+            f"every leaf, got shapes {[jnp.shape(x) for x in leaves]}"
+        )
     n = jax.tree_util.tree_leaves(transitions)[0].shape[0]
     cap = buffer.capacity
     idx = (buffer.pointer + jnp.arange(n)) % cap
@@ -99,5 +107,6 @@ def sample(key: jax.Array, buffer: Buffer, batch_size: int) -> Any:
     if _checks.is_concrete(buffer.size) and int(buffer.size) <= 0:
         raise ValueError("buffer must hold at least one transition before sampling")
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
-    return _checks.nan_unless(buffer.size > 0,
-                              jax.tree_util.tree_map(lambda d: d[idx], buffer.data))
+    return _checks.nan_unless(
+        buffer.size > 0, jax.tree_util.tree_map(lambda d: d[idx], buffer.data)
+    )

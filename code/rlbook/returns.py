@@ -71,8 +71,9 @@ def _prepare(rewards, discounts, bootstrap, done):
     _checks.real("discounts", discounts)
     discounts = jnp.asarray(discounts, rewards.dtype)
     if discounts.shape != rewards.shape:
-        raise ValueError(f"discounts must have the shape of rewards {rewards.shape}, "
-                         f"got {discounts.shape}")
+        raise ValueError(
+            f"discounts must have the shape of rewards {rewards.shape}, got {discounts.shape}"
+        )
     if _checks.is_concrete(discounts):
         d = np.asarray(discounts)
         if np.any(~np.isfinite(d)) or np.any(d < 0) or np.any(d > 1):
@@ -83,8 +84,9 @@ def _prepare(rewards, discounts, bootstrap, done):
     _checks.finite("bootstrap", bootstrap)
     bootstrap = jnp.asarray(bootstrap, rewards.dtype)
     if bootstrap.shape != rewards.shape:
-        raise ValueError(f"bootstrap must have the shape of rewards {rewards.shape}, "
-                         f"got {bootstrap.shape}")
+        raise ValueError(
+            f"bootstrap must have the shape of rewards {rewards.shape}, got {bootstrap.shape}"
+        )
     if done is None:
         done = jnp.zeros(rewards.shape, bool)
     _checks.real("done", done)
@@ -119,8 +121,9 @@ def _returns_scan(rewards, discounts, bootstrap, cut):
         g = r + gamma_t * jnp.where(c, b, g_next)
         return g, g
 
-    _, g = jax.lax.scan(back, jnp.zeros_like(rewards[0]), (rewards, discounts, bootstrap, cut),
-                        reverse=True)
+    _, g = jax.lax.scan(
+        back, jnp.zeros_like(rewards[0]), (rewards, discounts, bootstrap, cut), reverse=True
+    )
     return g
 
 
@@ -184,8 +187,9 @@ def _prepare_values(rewards, discounts, values, next_values, done):
     next_values = jnp.asarray(next_values, rewards.dtype)
     for name, x in (("values", values), ("next_values", next_values)):
         if x.shape != rewards.shape:
-            raise ValueError(f"{name} must have the shape of rewards {rewards.shape}, "
-                             f"got {x.shape}")
+            raise ValueError(
+                f"{name} must have the shape of rewards {rewards.shape}, got {x.shape}"
+            )
     return rewards, discounts, values, next_values, cut
 
 
@@ -198,7 +202,8 @@ def td_errors(rewards, discounts, values, next_values) -> jax.Array:
     λ = 0 (baselines chapter, ``bl-gae``; Sutton 1988).
     """
     rewards, discounts, values, next_values, _ = _prepare_values(
-        rewards, discounts, values, next_values, None)
+        rewards, discounts, values, next_values, None
+    )
     return rewards + discounts * next_values - values
 
 
@@ -227,7 +232,8 @@ def gae(rewards, discounts, values, next_values, lam, done=None) -> jax.Array:
     """
     _check_lambda(lam)
     rewards, discounts, values, next_values, cut = _prepare_values(
-        rewards, discounts, values, next_values, done)
+        rewards, discounts, values, next_values, done
+    )
     delta = rewards + discounts * next_values - values
     lam = jnp.asarray(lam, rewards.dtype)
 
@@ -236,8 +242,7 @@ def gae(rewards, discounts, values, next_values, lam, done=None) -> jax.Array:
         a = d + gamma_t * lam * jnp.where(c, 0.0, a_next)
         return a, a
 
-    _, adv = jax.lax.scan(back, jnp.zeros_like(rewards[0]), (delta, discounts, cut),
-                          reverse=True)
+    _, adv = jax.lax.scan(back, jnp.zeros_like(rewards[0]), (delta, discounts, cut), reverse=True)
     return adv
 
 
@@ -245,7 +250,8 @@ def gae_loop(rewards, discounts, values, next_values, lam, done=None) -> jax.Arr
     """:func:`gae` as a plain loop from the last step back, following ``bl-alg-minibatch``."""
     _check_lambda(lam)
     rewards, discounts, values, next_values, cut = _prepare_values(
-        rewards, discounts, values, next_values, done)
+        rewards, discounts, values, next_values, done
+    )
     T = rewards.shape[0]
     A = [None] * T
     for t in reversed(range(T)):

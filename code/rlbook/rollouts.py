@@ -32,8 +32,16 @@ import jax.numpy as jnp
 
 from rlbook import _checks, envs
 
-__all__ = ["RolloutState", "Trajectory", "Episodes", "init", "collect", "step_keys",
-           "mean_episode_return", "first_episode_mask"]
+__all__ = [
+    "RolloutState",
+    "Trajectory",
+    "Episodes",
+    "init",
+    "collect",
+    "step_keys",
+    "mean_episode_return",
+    "first_episode_mask",
+]
 
 
 class RolloutState(NamedTuple):
@@ -103,8 +111,9 @@ def init(key: jax.Array, env, env_params, n_envs: int) -> RolloutState:
     return RolloutState(obs, env_state, zeros, jnp.zeros((n_envs,), jnp.int32))
 
 
-def collect(key: jax.Array, policy, params, env, env_params, state: RolloutState,
-            n_steps: int) -> tuple[RolloutState, Trajectory, Episodes]:
+def collect(
+    key: jax.Array, policy, params, env, env_params, state: RolloutState, n_steps: int
+) -> tuple[RolloutState, Trajectory, Episodes]:
     """Run ``n_steps`` steps of every environment in ``state`` with actions from ``policy``.
 
     Args:
@@ -126,7 +135,9 @@ def collect(key: jax.Array, policy, params, env, env_params, state: RolloutState
     _check_policy_fits_env(policy, env, env_params)
     _checks.finite_tree("params", params)
     if not isinstance(state, RolloutState):
-        raise ValueError(f"state must be a RolloutState (rollouts.init), got {type(state).__name__}")
+        raise ValueError(
+            f"state must be a RolloutState (rollouts.init), got {type(state).__name__}"
+        )
     n_envs = state.episode_return.shape[0]
     act = jax.vmap(policy.sample, (0, None, 0))
     step = jax.vmap(env.step, (0, 0, 0, None))
@@ -137,11 +148,13 @@ def collect(key: jax.Array, policy, params, env, env_params, state: RolloutState
         done = info.terminated | info.truncated
         ep_return = carry.episode_return + info.reward.astype(jnp.float32)
         ep_length = carry.episode_length + 1
-        traj = Trajectory(carry.obs, action, info.reward, info.terminated, info.truncated,
-                          info.next_obs, log_prob)
+        traj = Trajectory(
+            carry.obs, action, info.reward, info.terminated, info.truncated, info.next_obs, log_prob
+        )
         episodes = Episodes(done, jnp.where(done, ep_return, 0.0), jnp.where(done, ep_length, 0))
-        carry = RolloutState(obs, env_state, jnp.where(done, 0.0, ep_return),
-                             jnp.where(done, 0, ep_length))
+        carry = RolloutState(
+            obs, env_state, jnp.where(done, 0.0, ep_return), jnp.where(done, 0, ep_length)
+        )
         return carry, (traj, episodes)
 
     state, (traj, episodes) = jax.lax.scan(one_step, state, step_keys(key, n_steps, n_envs))
@@ -149,8 +162,11 @@ def collect(key: jax.Array, policy, params, env, env_params, state: RolloutState
 
 
 # The parameter checks of rlbook's own environments, by environment class.
-_ENV_PARAMS_CHECKS = ((envs.CartPole, envs._check_cartpole), (envs.Pendulum, envs._check_pendulum),
-                      (envs.Tabular, envs._check_tabular))
+_ENV_PARAMS_CHECKS = (
+    (envs.CartPole, envs._check_cartpole),
+    (envs.Pendulum, envs._check_pendulum),
+    (envs.Tabular, envs._check_tabular),
+)
 
 
 def _check_env(env, env_params) -> None:
@@ -161,11 +177,13 @@ def _check_env(env, env_params) -> None:
     another environment with ``default_params``, ``env_params`` must be of that type.
     """
     if not (callable(getattr(env, "reset", None)) and callable(getattr(env, "step", None))):
-        raise ValueError(f"env must be an environment with reset and step methods "
-                         f"(rlbook.envs), got {env!r}")
+        raise ValueError(
+            f"env must be an environment with reset and step methods (rlbook.envs), got {env!r}"
+        )
     if env_params is None or isinstance(env_params, (str, bytes)):
-        raise ValueError(f"env_params must be the parameters of {type(env).__name__}, "
-                         f"got {env_params!r}")
+        raise ValueError(
+            f"env_params must be the parameters of {type(env).__name__}, got {env_params!r}"
+        )
     for cls, check in _ENV_PARAMS_CHECKS:
         if isinstance(env, cls):
             try:
@@ -175,35 +193,47 @@ def _check_env(env, env_params) -> None:
             return
     default = getattr(env, "default_params", None)
     if default is not None and not isinstance(env_params, type(default)):
-        raise ValueError(f"env_params must be a {type(default).__name__} (the parameters of "
-                         f"{type(env).__name__}), got {type(env_params).__name__}")
+        raise ValueError(
+            f"env_params must be a {type(default).__name__} (the parameters of "
+            f"{type(env).__name__}), got {type(env_params).__name__}"
+        )
 
 
 def _check_policy_fits_env(policy, env, env_params) -> None:
     """The policy's action and observation sizes are the environment's."""
     if not callable(getattr(policy, "sample", None)):
-        raise ValueError(f"policy must have a sample(key, params, obs) method, "
-                         f"got {type(policy).__name__}")
+        raise ValueError(
+            f"policy must have a sample(key, params, obs) method, got {type(policy).__name__}"
+        )
     env_actions = getattr(env, "n_actions", None)
     if env_actions is None and hasattr(env_params, "mdp"):  # a tabular environment
         env_actions = env_params.mdp.n_actions
         env_states = env_params.mdp.n_states
         n_states = getattr(policy, "n_states", None)
         if n_states is not None and n_states != env_states:
-            raise ValueError(f"policy.n_states ({n_states}) must equal the environment's "
-                             f"number of states ({env_states})")
-    pairs = (("n_actions", env_actions), ("action_dim", getattr(env, "action_dim", None)),
-             ("obs_dim", getattr(env, "obs_dim", None)))
+            raise ValueError(
+                f"policy.n_states ({n_states}) must equal the environment's "
+                f"number of states ({env_states})"
+            )
+    pairs = (
+        ("n_actions", env_actions),
+        ("action_dim", getattr(env, "action_dim", None)),
+        ("obs_dim", getattr(env, "obs_dim", None)),
+    )
     for name, want in pairs:
         have = getattr(policy, name, None)
         if have is not None and want is not None and have != want:
             raise ValueError(f"policy.{name} ({have}) must equal the environment's {name} ({want})")
     if hasattr(policy, "n_actions") and env_actions is None:
-        raise ValueError(f"policy has discrete actions (n_actions={policy.n_actions}) but the "
-                         f"environment {type(env).__name__} has continuous ones")
+        raise ValueError(
+            f"policy has discrete actions (n_actions={policy.n_actions}) but the "
+            f"environment {type(env).__name__} has continuous ones"
+        )
     if hasattr(policy, "action_dim") and env_actions is not None:
-        raise ValueError(f"policy has continuous actions but the environment "
-                         f"{type(env).__name__} has {env_actions} discrete ones")
+        raise ValueError(
+            f"policy has continuous actions but the environment "
+            f"{type(env).__name__} has {env_actions} discrete ones"
+        )
 
 
 def step_keys(key: jax.Array, n_steps: int, n_envs: int) -> jax.Array:
@@ -216,8 +246,9 @@ def step_keys(key: jax.Array, n_steps: int, n_envs: int) -> jax.Array:
 def mean_episode_return(episodes: Episodes) -> tuple[jax.Array, jax.Array]:
     """(mean undiscounted return of the episodes that ended, their number); mean 0 if none."""
     if not isinstance(episodes, Episodes):
-        raise ValueError(f"episodes must be an Episodes (from rollouts.collect), "
-                         f"got {type(episodes).__name__}")
+        raise ValueError(
+            f"episodes must be an Episodes (from rollouts.collect), got {type(episodes).__name__}"
+        )
     _checks.real("episodes.done", episodes.done)
     _checks.real("episodes.returns", episodes.returns)
     _checks.finite("episodes.returns", episodes.returns)

@@ -21,8 +21,11 @@ def plain(value):
     A number must be finite: a NaN or ±∞ glued into the prose is a bug upstream, so it is
     refused (``ValueError`` naming ``value``) rather than printed.
     """
-    if isinstance(value, (np.generic, np.ndarray)) or hasattr(value, "__jax_array__") or (
-            type(value).__module__.startswith(("jax", "jaxlib"))):
+    if (
+        isinstance(value, (np.generic, np.ndarray))
+        or hasattr(value, "__jax_array__")
+        or (type(value).__module__.startswith(("jax", "jaxlib")))
+    ):
         arr = np.asarray(value)
         if arr.ndim != 0:
             raise ValueError(f"value must be a scalar to glue as a number, got shape {arr.shape}")

@@ -36,8 +36,20 @@ import optax
 
 from rlbook import _checks, envs, nets, policies, returns, rollouts
 
-__all__ = ["Config", "TrainState", "components", "value", "rollout", "targets", "loss",
-           "update", "epochs", "make_step", "make_train", "update_loop"]
+__all__ = [
+    "Config",
+    "TrainState",
+    "components",
+    "value",
+    "rollout",
+    "targets",
+    "loss",
+    "update",
+    "epochs",
+    "make_step",
+    "make_train",
+    "update_loop",
+]
 
 
 @dataclass(frozen=True)
@@ -79,8 +91,10 @@ class Config:
         for name in ("n_updates", "n_envs", "n_steps", "n_epochs", "n_minibatches"):
             _checks.positive_int(name, getattr(self, name))
         if (self.n_envs * self.n_steps) % self.n_minibatches:
-            raise ValueError(f"n_minibatches must divide n_envs * n_steps = "
-                             f"{self.n_envs * self.n_steps}, got {self.n_minibatches}")
+            raise ValueError(
+                f"n_minibatches must divide n_envs * n_steps = "
+                f"{self.n_envs * self.n_steps}, got {self.n_minibatches}"
+            )
         _checks.discount("gamma", self.gamma)
         _checks.discount("gae_lambda", self.gae_lambda, allow_one=True)
         _checks.positive("learning_rate", self.learning_rate)
@@ -94,7 +108,8 @@ class Config:
                 "n_minibatches must leave at least 2 transitions per minibatch when "
                 "normalize_advantages is True (one normalized advantage is always 0, so the "
                 f"policy would never move), got n_envs * n_steps = {self.n_envs * self.n_steps} "
-                f"and n_minibatches = {self.n_minibatches}")
+                f"and n_minibatches = {self.n_minibatches}"
+            )
 
 
 class TrainState(NamedTuple):
@@ -115,16 +130,19 @@ def components(config: Config):
     """``(env, env_params, policy, optimizer)`` that a config describes."""
     env, env_params = envs.make(config.env_name)
     policy = policies.for_env(env, config.hidden)
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                            optax.adam(config.learning_rate))
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate)
+    )
     return env, env_params, policy, optimizer
 
 
 def init_params(key, config: Config, policy, obs_dim: int):
     """θ from the policy's ``init``, φ an MLP ``obs_dim → hidden → 1`` (float32)."""
     k_pi, k_v = jax.random.split(key)
-    return {"policy": policy.init(k_pi),
-            "value": nets.mlp_init(k_v, (obs_dim, *config.hidden, 1), final_scale=1.0)}
+    return {
+        "policy": policy.init(k_pi),
+        "value": nets.mlp_init(k_v, (obs_dim, *config.hidden, 1), final_scale=1.0),
+    }
 
 
 def value(value_params, obs) -> jax.Array:
@@ -173,15 +191,18 @@ def loss(params, policy, batch: Batch, value_coef, entropy_coef, normalize: bool
     ``(L, (policy_loss, value_loss, entropy))``.
     """
     if normalize and np.size(batch.advantage) < 2:
-        raise ValueError("batch must hold at least 2 transitions when normalize is True "
-                         f"(one normalized advantage is always 0), got {np.size(batch.advantage)}")
+        raise ValueError(
+            "batch must hold at least 2 transitions when normalize is True "
+            f"(one normalized advantage is always 0), got {np.size(batch.advantage)}"
+        )
     adv = jax.lax.stop_gradient(batch.advantage)
     if normalize:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     log_prob = jax.vmap(policy.log_prob, (None, 0, 0))(params["policy"], batch.obs, batch.action)
     policy_loss = -jnp.mean(log_prob * adv)
-    value_loss = jnp.mean((value(params["value"], batch.obs)
-                           - jax.lax.stop_gradient(batch.target)) ** 2)
+    value_loss = jnp.mean(
+        (value(params["value"], batch.obs) - jax.lax.stop_gradient(batch.target)) ** 2
+    )
     entropy = jnp.mean(jax.vmap(policy.entropy, (None, 0))(params["policy"], batch.obs))
     total = policy_loss + value_coef * value_loss - entropy_coef * entropy
     return total, (policy_loss, value_loss, entropy)
@@ -190,8 +211,8 @@ def loss(params, policy, batch: Batch, value_coef, entropy_coef, normalize: bool
 def update(params, opt_state, optimizer, policy, batch: Batch, config: Config):
     """One optimizer step on :func:`loss`: ``(params, opt_state, (L, aux))``."""
     (total, aux), grads = jax.value_and_grad(loss, has_aux=True)(
-        params, policy, batch, config.value_coef, config.entropy_coef,
-        config.normalize_advantages)
+        params, policy, batch, config.value_coef, config.entropy_coef, config.normalize_advantages
+    )
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, (total, aux)
 
@@ -217,7 +238,8 @@ def epochs(minibatch_step, carry, batch, key, n_epochs: int, n_minibatches: int)
     def epoch(carry, k):
         perm = jax.random.permutation(k, n_batch)
         shuffled = jax.tree_util.tree_map(
-            lambda x: x[perm].reshape((n_minibatches, mb) + x.shape[1:]), batch)
+            lambda x: x[perm].reshape((n_minibatches, mb) + x.shape[1:]), batch
+        )
         return jax.lax.scan(minibatch_step, carry, shuffled)
 
     return jax.lax.scan(epoch, carry, jax.random.split(key, n_epochs))
@@ -234,8 +256,9 @@ def make_step(config: Config):
 
     def step(state: TrainState, key, lam):
         k_roll, k_perm = jax.random.split(key)
-        env_state, traj, episodes = rollout(k_roll, policy, state.params, env, env_params,
-                                            state.env, config.n_steps)
+        env_state, traj, episodes = rollout(
+            k_roll, policy, state.params, env, env_params, state.env, config.n_steps
+        )
         adv, tgt = targets(state.params["value"], traj, config.gamma, lam)
         batch = _flatten(traj, adv, tgt)
 
@@ -248,8 +271,14 @@ def make_step(config: Config):
             (params, opt_state), aux = minibatch((state.params, state.opt_state), batch)
             aux = jax.tree_util.tree_map(lambda x: x[None, None], aux)
         else:
-            (params, opt_state), aux = epochs(minibatch, (state.params, state.opt_state), batch,
-                                              k_perm, config.n_epochs, config.n_minibatches)
+            (params, opt_state), aux = epochs(
+                minibatch,
+                (state.params, state.opt_state),
+                batch,
+                k_perm,
+                config.n_epochs,
+                config.n_minibatches,
+            )
         metrics = {
             "return_sum": jnp.sum(episodes.returns),
             "episodes": jnp.sum(episodes.done),
@@ -267,8 +296,9 @@ def init_state(key, config: Config) -> TrainState:
     env, env_params, policy, optimizer = components(config)
     k_params, k_env = jax.random.split(key)
     params = init_params(k_params, config, policy, env.obs_dim)
-    return TrainState(params, optimizer.init(params),
-                      rollouts.init(k_env, env, env_params, config.n_envs))
+    return TrainState(
+        params, optimizer.init(params), rollouts.init(k_env, env, env_params, config.n_envs)
+    )
 
 
 def make_train(config: Config):
@@ -291,8 +321,9 @@ def make_train(config: Config):
             _checks.discount("gae_lambda", gae_lambda, allow_one=True)
         k_init, k_updates = jax.random.split(key)
         state = init_state(k_init, config)
-        return jax.lax.scan(lambda s, k: step(s, k, lam), state,
-                            jax.random.split(k_updates, config.n_updates))
+        return jax.lax.scan(
+            lambda s, k: step(s, k, lam), state, jax.random.split(k_updates, config.n_updates)
+        )
 
     return train
 
@@ -308,8 +339,9 @@ def update_loop(key, state: TrainState, config: Config):
     env, env_params, policy, optimizer = components(config)
     k_roll, k_perm = jax.random.split(key)
     # 1. Run the N environments for T steps with π_θ.
-    env_state, traj, _ = rollout(k_roll, policy, state.params, env, env_params, state.env,
-                                 config.n_steps)
+    env_state, traj, _ = rollout(
+        k_roll, policy, state.params, env, env_params, state.env, config.n_steps
+    )
     T, N = traj.reward.shape
 
     def V(obs):
@@ -321,8 +353,11 @@ def update_loop(key, state: TrainState, config: Config):
         a_next = 0.0
         for t in reversed(range(T)):
             not_terminal = 1.0 - float(traj.terminated[t, i])
-            delta = (traj.reward[t, i] + config.gamma * not_terminal * V(traj.next_obs[t, i])
-                     - V(traj.obs[t, i]))
+            delta = (
+                traj.reward[t, i]
+                + config.gamma * not_terminal * V(traj.next_obs[t, i])
+                - V(traj.obs[t, i])
+            )
             if traj.done[t, i] or t == T - 1:
                 a_next = 0.0
             adv[t][i] = delta + config.gamma * not_terminal * config.gae_lambda * a_next
@@ -337,7 +372,7 @@ def update_loop(key, state: TrainState, config: Config):
     for k in jax.random.split(k_perm, config.n_epochs):
         perm = jax.random.permutation(k, n_batch)
         for j in range(config.n_minibatches):
-            idx = perm[j * mb:(j + 1) * mb]
-            b = jax.tree_util.tree_map(lambda x: x[idx], batch)
+            idx = perm[j * mb : (j + 1) * mb]
+            b = jax.tree_util.tree_map(lambda x, idx=idx: x[idx], batch)
             params, opt_state, _ = update(params, opt_state, optimizer, policy, b, config)
     return TrainState(params, opt_state, env_state)

@@ -25,8 +25,17 @@ from rlbook import _checks, nets, noise
 from rlbook.agents import offpolicy
 from rlbook.agents.offpolicy import actor_apply, critic_apply
 
-__all__ = ["Config", "State", "init", "targets", "actor_loss", "update", "explore", "agent",
-           "make_train"]
+__all__ = [
+    "Config",
+    "State",
+    "init",
+    "targets",
+    "actor_loss",
+    "update",
+    "explore",
+    "agent",
+    "make_train",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +59,9 @@ def validate(config: Config) -> None:
     _checks.positive("config.ou_sigma", config.ou_sigma, strict=False)
     _checks.positive("config.ou_dt", config.ou_dt)
     if config.ou_theta * config.ou_dt >= 1:
-        raise ValueError(f"config.ou_theta * config.ou_dt must be < 1, got "
-                         f"{config.ou_theta * config.ou_dt}")
+        raise ValueError(
+            f"config.ou_theta * config.ou_dt must be < 1, got {config.ou_theta * config.ou_dt}"
+        )
 
 
 class State(NamedTuple):
@@ -64,18 +74,26 @@ class State(NamedTuple):
 
 
 def init(key, obs_dim: int, act_dim: int, config: Config) -> State:
-    """Actor [obs_dim, *hidden, act_dim], critic [obs_dim + act_dim, *hidden, 1], targets = copies."""
+    """Actor [obs_dim, *hidden, act_dim], critic [obs_dim + act_dim, *hidden, 1],
+    targets = copies."""
     k_a, k_c = jax.random.split(key)
     actor = nets.mlp_init(k_a, [obs_dim, *config.hidden, act_dim], final_scale=0.1)
     critic = nets.mlp_init(k_c, [obs_dim + act_dim, *config.hidden, 1])
-    return State(actor, critic, actor, critic, optax.adam(config.actor_lr).init(actor),
-                 optax.adam(config.critic_lr).init(critic))
+    return State(
+        actor,
+        critic,
+        actor,
+        critic,
+        optax.adam(config.actor_lr).init(actor),
+        optax.adam(config.critic_lr).init(critic),
+    )
 
 
 def targets(state: State, batch: offpolicy.Transition, gamma) -> jax.Array:
     """y = r + γ (1 − terminated) Q_φ̄(s', μ_θ̄(s')), shape [B]."""
-    next_q = critic_apply(state.critic_target, batch.next_obs,
-                          actor_apply(state.actor_target, batch.next_obs))
+    next_q = critic_apply(
+        state.critic_target, batch.next_obs, actor_apply(state.actor_target, batch.next_obs)
+    )
     return offpolicy.td_target(batch.reward, batch.terminated, gamma, next_q)
 
 
@@ -90,12 +108,20 @@ def update(key, state: State, batch: offpolicy.Transition, step, config: Config)
     del key, step
     critic_opt, actor_opt = optax.adam(config.critic_lr), optax.adam(config.actor_lr)
     y = targets(state, batch, config.gamma)
-    critic, c_opt, c_loss = offpolicy.critic_step(critic_opt, state.critic, state.critic_opt,
-                                                  critic_apply, batch, y)
-    actor, a_opt, a_loss, _ = offpolicy.actor_step(actor_opt, state.actor, state.actor_opt,
-                                                   actor_loss, critic, batch.obs)
-    state = State(actor, critic, offpolicy.soft_update(state.actor_target, actor, config.tau),
-                  offpolicy.soft_update(state.critic_target, critic, config.tau), a_opt, c_opt)
+    critic, c_opt, c_loss = offpolicy.critic_step(
+        critic_opt, state.critic, state.critic_opt, critic_apply, batch, y
+    )
+    actor, a_opt, a_loss, _ = offpolicy.actor_step(
+        actor_opt, state.actor, state.actor_opt, actor_loss, critic, batch.obs
+    )
+    state = State(
+        actor,
+        critic,
+        offpolicy.soft_update(state.actor_target, actor, config.tau),
+        offpolicy.soft_update(state.critic_target, critic, config.tau),
+        a_opt,
+        c_opt,
+    )
     return state, {"critic_loss": c_loss, "actor_loss": a_loss, "q_mean": jnp.mean(y)}
 
 

@@ -17,8 +17,8 @@ by the time limit (truncation) still bootstraps from s' (Pardo et al. 2018).
 whole run (collection, replay, updates, target moves) is one ``lax.scan``
 inside ``jit``, and ``jax.vmap(train)`` runs several seeds for one compile.
 Snapshots of φ at each log point come back in the metrics, so that one compiled
-:func:`evaluate` serves every run. The pieces are module-level pure functions that a chapter can show on
-their own: :func:`q_values`, :func:`epsilon_greedy`, :func:`rollout`,
+:func:`evaluate` serves every run. The pieces are module-level pure functions that a
+chapter can show on their own: :func:`q_values`, :func:`epsilon_greedy`, :func:`rollout`,
 :func:`targets`, :func:`loss`, :func:`update`, :func:`evaluate`, and
 :func:`readable_update`, the plain-loop version of :func:`update`.
 Used by the Q-learning chapter (``q-dqn``).
@@ -36,9 +36,23 @@ import optax
 
 from rlbook import _checks, envs, nets, replay
 
-__all__ = ["DQNConfig", "Transition", "Learner", "Actor", "make_optimizer", "q_values",
-           "epsilon", "epsilon_greedy", "rollout", "targets", "loss", "update",
-           "readable_update", "evaluate", "make_train"]
+__all__ = [
+    "DQNConfig",
+    "Transition",
+    "Learner",
+    "Actor",
+    "make_optimizer",
+    "q_values",
+    "epsilon",
+    "epsilon_greedy",
+    "rollout",
+    "targets",
+    "loss",
+    "update",
+    "readable_update",
+    "evaluate",
+    "make_train",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +62,8 @@ class DQNConfig:
     total_steps: int = 50_000
     """Environment steps per seed, warm-up included."""
     n_envs: int = 1
-    """Environments stepped in parallel per seed (each collection step adds ``n_envs`` transitions)."""
+    """Environments stepped in parallel per seed (each collection step adds ``n_envs``
+    transitions)."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden-layer widths of the Q-network (ReLU activations)."""
     learning_rate: float = 1e-3
@@ -83,12 +98,21 @@ class DQNConfig:
     """Environment steps between two log points (metrics and a snapshot of φ)."""
 
     def __post_init__(self):
-        for name in ("total_steps", "n_envs", "buffer_size", "batch_size", "train_every",
-                     "target_period", "epsilon_steps", "log_every"):
+        for name in (
+            "total_steps",
+            "n_envs",
+            "buffer_size",
+            "batch_size",
+            "train_every",
+            "target_period",
+            "epsilon_steps",
+            "log_every",
+        ):
             _checks.positive_int(name, getattr(self, name))
         if self.batch_size > self.buffer_size:
-            raise ValueError(f"batch_size ({self.batch_size}) must be at most buffer_size "
-                             f"({self.buffer_size})")
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be at most buffer_size ({self.buffer_size})"
+            )
         if not isinstance(self.hidden, tuple) or not self.hidden:
             raise ValueError(f"hidden must be a non-empty tuple of widths, got {self.hidden!r}")
         for i, n in enumerate(self.hidden):
@@ -103,18 +127,26 @@ class DQNConfig:
         for name in ("epsilon_start", "epsilon_end"):
             _checks.interval(name, getattr(self, name), 0.0, 1.0)
         if not isinstance(self.learning_starts, int) or self.learning_starts < self.batch_size:
-            raise ValueError(f"learning_starts must be an integer >= batch_size="
-                             f"{self.batch_size}, got {self.learning_starts!r}")
+            raise ValueError(
+                f"learning_starts must be an integer >= batch_size="
+                f"{self.batch_size}, got {self.learning_starts!r}"
+            )
         per_update = self.train_every * self.n_envs
         if self.log_every % per_update:
-            raise ValueError(f"log_every must be a multiple of train_every * n_envs = "
-                             f"{per_update}, got {self.log_every}")
+            raise ValueError(
+                f"log_every must be a multiple of train_every * n_envs = "
+                f"{per_update}, got {self.log_every}"
+            )
         if self.total_steps % self.log_every:
-            raise ValueError(f"total_steps must be a multiple of log_every={self.log_every}, "
-                             f"got {self.total_steps}")
+            raise ValueError(
+                f"total_steps must be a multiple of log_every={self.log_every}, "
+                f"got {self.total_steps}"
+            )
         if self.learning_starts >= self.total_steps:
-            raise ValueError(f"learning_starts must be less than total_steps={self.total_steps}, "
-                             f"got {self.learning_starts}")
+            raise ValueError(
+                f"learning_starts must be less than total_steps={self.total_steps}, "
+                f"got {self.learning_starts}"
+            )
 
     @property
     def n_logs(self) -> int:
@@ -164,8 +196,9 @@ class Actor(NamedTuple):
 
 def make_optimizer(config: DQNConfig) -> optax.GradientTransformation:
     """Adam after clipping the global gradient norm to ``config.max_grad_norm``."""
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                       optax.adam(config.learning_rate))
+    return optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate)
+    )
 
 
 def q_values(params, obs: jax.Array) -> jax.Array:
@@ -187,27 +220,34 @@ def epsilon_greedy(key: jax.Array, q: jax.Array, eps: jax.Array) -> jax.Array:
     """With probability ε a uniform action, else argmax_a q[..., a]; q of shape [..., A]."""
     _checks.finite("q", q)
     if not hasattr(q, "shape") or np.ndim(q) < 1 or np.shape(q)[-1] < 1:
-        raise ValueError(f"q must be an array of shape [..., n_actions] with n_actions >= 1, "
-                         f"got {type(q).__name__} of shape {np.shape(q)}")
+        raise ValueError(
+            f"q must be an array of shape [..., n_actions] with n_actions >= 1, "
+            f"got {type(q).__name__} of shape {np.shape(q)}"
+        )
     _checks.interval("eps", eps, 0.0, 1.0, scalar=False)
     u = jax.random.uniform(key, (2,) + q.shape[:-1], jnp.float32)
     random_action = jnp.minimum(jnp.floor(u[1] * q.shape[-1]), q.shape[-1] - 1)
-    return jnp.where(u[0] < eps, random_action.astype(jnp.int32),
-                     jnp.argmax(q, axis=-1).astype(jnp.int32))
+    return jnp.where(
+        u[0] < eps, random_action.astype(jnp.int32), jnp.argmax(q, axis=-1).astype(jnp.int32)
+    )
 
 
-def rollout(key: jax.Array, params, actor: Actor, config: DQNConfig, env, env_params
-            ) -> tuple[Actor, Transition]:
+def rollout(
+    key: jax.Array, params, actor: Actor, config: DQNConfig, env, env_params
+) -> tuple[Actor, Transition]:
     """One ε-greedy step in each of the ``n_envs`` environments; the transitions to store."""
     keys = jax.random.split(key, actor.obs.shape[0] + 1)
     action = epsilon_greedy(keys[0], q_values(params, actor.obs), epsilon(config, actor.t))
-    obs, env_state, step = jax.vmap(env.step, (0, 0, 0, None))(keys[1:], actor.env_state, action,
-                                                                env_params)
+    obs, env_state, step = jax.vmap(env.step, (0, 0, 0, None))(
+        keys[1:], actor.env_state, action, env_params
+    )
     transition = Transition(actor.obs, action, step.reward, step.next_obs, step.terminated)
     done = step.terminated | step.truncated
     episode_return = actor.episode_return + step.reward
     actor = Actor(
-        env_state, obs, actor.t + actor.obs.shape[0],
+        env_state,
+        obs,
+        actor.t + actor.obs.shape[0],
         jnp.where(done, 0.0, episode_return),
         actor.finished_return + jnp.sum(jnp.where(done, episode_return, 0.0)),
         actor.finished_count + jnp.sum(done, dtype=jnp.int32),
@@ -229,9 +269,11 @@ def targets(q_next: jax.Array, reward: jax.Array, terminated: jax.Array, gamma) 
     try:
         np.broadcast_shapes(np.shape(reward), np.shape(terminated), np.shape(q_next)[:-1])
     except ValueError:
-        raise ValueError(f"reward {np.shape(reward)}, terminated {np.shape(terminated)} and "
-                         f"q_next {np.shape(q_next)} must have matching batch shapes ([B], [B] "
-                         f"and [B, A])") from None
+        raise ValueError(
+            f"reward {np.shape(reward)}, terminated {np.shape(terminated)} and "
+            f"q_next {np.shape(q_next)} must have matching batch shapes ([B], [B] "
+            f"and [B, A])"
+        ) from None
     _checks.discount("gamma", gamma, allow_one=True)
     return reward + gamma * (1.0 - terminated.astype(reward.dtype)) * jnp.max(q_next, axis=-1)
 
@@ -253,15 +295,17 @@ def loss(params, target_params, batch: Transition, gamma, huber_delta=1.0):
     return jnp.mean(per), q_sa
 
 
-def update(learner: Learner, batch: Transition, config: DQNConfig,
-           optimizer: optax.GradientTransformation) -> tuple[Learner, dict]:
+def update(
+    learner: Learner, batch: Transition, config: DQNConfig, optimizer: optax.GradientTransformation
+) -> tuple[Learner, dict]:
     """One gradient step on :func:`loss`, then the target move every ``target_period`` updates.
 
     Without a target network (``use_target=False``) the bootstrap uses φ itself.
     """
     bootstrap = learner.target_params if config.use_target else learner.params
     (value, q_sa), grads = jax.value_and_grad(loss, has_aux=True)(
-        learner.params, bootstrap, batch, config.gamma, config.huber_delta)
+        learner.params, bootstrap, batch, config.gamma, config.huber_delta
+    )
     updates, opt_state = optimizer.update(grads, learner.opt_state, learner.params)
     params = optax.apply_updates(learner.params, updates)
     n = learner.n_updates + 1
@@ -273,8 +317,9 @@ def update(learner: Learner, batch: Transition, config: DQNConfig,
     return Learner(params, target, opt_state, n), {"loss": value, "q": jnp.mean(q_sa)}
 
 
-def readable_update(learner: Learner, batch: Transition, config: DQNConfig,
-                    optimizer: optax.GradientTransformation) -> Learner:
+def readable_update(
+    learner: Learner, batch: Transition, config: DQNConfig, optimizer: optax.GradientTransformation
+) -> Learner:
     """:func:`update` written as the algorithm reads, one transition at a time (slow; for tests).
 
     ``batch`` must hold concrete arrays.
@@ -294,8 +339,9 @@ def readable_update(learner: Learner, batch: Transition, config: DQNConfig,
                 total += 0.5 * delta**2
             else:
                 kappa = config.huber_delta
-                total += jnp.where(jnp.abs(delta) <= kappa, 0.5 * delta**2,
-                                   kappa * (jnp.abs(delta) - 0.5 * kappa))
+                total += jnp.where(
+                    jnp.abs(delta) <= kappa, 0.5 * delta**2, kappa * (jnp.abs(delta) - 0.5 * kappa)
+                )
         return total / len(batch.reward)
 
     grads = jax.grad(minibatch_loss)(learner.params)
@@ -307,12 +353,14 @@ def readable_update(learner: Learner, batch: Transition, config: DQNConfig,
         target = params
     elif int(n) % config.target_period == 0:
         target = jax.tree_util.tree_map(
-            lambda p, t: config.target_tau * p + (1.0 - config.target_tau) * t, params, target)
+            lambda p, t: config.target_tau * p + (1.0 - config.target_tau) * t, params, target
+        )
     return Learner(params, target, opt_state, n)
 
 
 def evaluate(key: jax.Array, params, env, env_params, n_episodes: int) -> jax.Array:
-    """Returns of ``n_episodes`` episodes of the greedy policy argmax_a Q_φ(s, a), shape [n_episodes].
+    """Returns of ``n_episodes`` episodes of the greedy policy argmax_a Q_φ(s, a), shape
+    [n_episodes].
 
     Each episode runs to termination or to the time limit ``env_params.max_steps``.
     """
@@ -322,8 +370,9 @@ def evaluate(key: jax.Array, params, env, env_params, n_episodes: int) -> jax.Ar
     def step(carry, _):
         state, obs, alive, ret = carry
         action = jnp.argmax(q_values(params, obs), axis=-1)
-        state, obs, reward, terminated = jax.vmap(env.step_env, (0, 0, None))(state, action,
-                                                                               env_params)
+        state, obs, reward, terminated = jax.vmap(env.step_env, (0, 0, None))(
+            state, action, env_params
+        )
         ret = ret + jnp.where(alive, reward, 0.0)
         return (state, obs, alive & ~terminated, ret), None
 
@@ -353,8 +402,10 @@ def make_train(config: DQNConfig, env=None, env_params=None):
     elif env_params is None:
         env_params = env.default_params
     if not isinstance(getattr(env, "n_actions", None), int) or not hasattr(env, "obs_dim"):
-        raise ValueError(f"env must have discrete actions (an int n_actions) and an obs_dim "
-                         f"for DQN, got {type(env).__name__}")
+        raise ValueError(
+            f"env must have discrete actions (an int n_actions) and an obs_dim "
+            f"for DQN, got {type(env).__name__}"
+        )
     optimizer = make_optimizer(config)
 
     def train_iteration(carry, keys):
@@ -385,10 +436,16 @@ def make_train(config: DQNConfig, env=None, env_params=None):
         learner, actor, buffer = carry
         done = actor.finished_count
         train_return = jnp.where(done > 0, actor.finished_return / jnp.maximum(done, 1), jnp.nan)
-        actor = actor._replace(finished_return=jnp.zeros_like(actor.finished_return),
-                               finished_count=jnp.zeros_like(done))
-        out = {"train_return": train_return, "loss": jnp.nanmean(info["loss"]),
-               "q": jnp.nanmean(info["q"]), "params": learner.params}
+        actor = actor._replace(
+            finished_return=jnp.zeros_like(actor.finished_return),
+            finished_count=jnp.zeros_like(done),
+        )
+        out = {
+            "train_return": train_return,
+            "loss": jnp.nanmean(info["loss"]),
+            "q": jnp.nanmean(info["q"]),
+            "params": learner.params,
+        }
         return (learner, actor, buffer), out
 
     def train(key):
@@ -396,16 +453,28 @@ def make_train(config: DQNConfig, env=None, env_params=None):
         params = nets.mlp_init(k_init, [env.obs_dim, *config.hidden, env.n_actions])
         learner = Learner(params, params, optimizer.init(params), jnp.asarray(0, jnp.int32))
         obs, env_state = jax.vmap(env.reset, (0, None))(
-            jax.random.split(k_reset, config.n_envs), env_params)
-        actor = Actor(env_state, obs, jnp.asarray(0, jnp.int32),
-                      jnp.zeros(config.n_envs, jnp.float32), jnp.asarray(0.0, jnp.float32),
-                      jnp.asarray(0, jnp.int32))
-        example = Transition(obs[0], jnp.asarray(0, jnp.int32), jnp.asarray(0.0, jnp.float32),
-                             obs[0], jnp.asarray(False))
+            jax.random.split(k_reset, config.n_envs), env_params
+        )
+        actor = Actor(
+            env_state,
+            obs,
+            jnp.asarray(0, jnp.int32),
+            jnp.zeros(config.n_envs, jnp.float32),
+            jnp.asarray(0.0, jnp.float32),
+            jnp.asarray(0, jnp.int32),
+        )
+        example = Transition(
+            obs[0],
+            jnp.asarray(0, jnp.int32),
+            jnp.asarray(0.0, jnp.float32),
+            obs[0],
+            jnp.asarray(False),
+        )
         buffer = replay.init(config.buffer_size, example)
         # Every key of the run, split once: [log point, iteration, collection steps + sample].
-        keys = jax.random.split(k_run, (config.n_logs, config.iterations_per_log,
-                                        config.train_every + 1))
+        keys = jax.random.split(
+            k_run, (config.n_logs, config.iterations_per_log, config.train_every + 1)
+        )
         return jax.lax.scan(stretch, (learner, actor, buffer), keys)
 
     return train

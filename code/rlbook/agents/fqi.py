@@ -47,7 +47,8 @@ class Config:
     lr: float = 3e-3
     """Adam step size."""
     actor: str = "explicit"
-    """"explicit" (maximize per sample), "regression" (fit μ_w to maximizers), "gradient" (NFQCA)."""
+    """"explicit" (maximize per sample), "regression" (fit μ_w to maximizers), "gradient"
+    (NFQCA)."""
     window: int = 5
     """Iterations of maximizers kept for the regression actor (the sliding window)."""
     n_maximized: int = 256
@@ -60,19 +61,20 @@ class Config:
 
 
 def validate(config: Config) -> None:
-    for name in ("iterations", "fit_steps", "batch_size", "window", "n_maximized",
-                 "actor_steps"):
+    for name in ("iterations", "fit_steps", "batch_size", "window", "n_maximized", "actor_steps"):
         _checks.positive_int(f"config.{name}", getattr(config, name))
     _checks.nonempty_widths("config.hidden", config.hidden)
     _checks.discount("config.gamma", config.gamma)
     _checks.positive("config.lr", config.lr)
     if config.actor not in ("explicit", "regression", "gradient"):
-        raise ValueError(f"config.actor must be 'explicit', 'regression' or 'gradient', "
-                         f"got {config.actor!r}")
+        raise ValueError(
+            f"config.actor must be 'explicit', 'regression' or 'gradient', got {config.actor!r}"
+        )
 
 
-def maximize(q, dim: int = 1, n_starts: int = 3, n_steps: int = 15, step0: float = 0.5,
-             decay: float = 0.7):
+def maximize(
+    q, dim: int = 1, n_starts: int = 3, n_steps: int = 15, step0: float = 0.5, decay: float = 0.7
+):
     """argmax_{a ∈ [−1, 1]^D} q(a) by projected sign-gradient ascent, best of ``n_starts`` starts.
 
     a ← clip(a + η_j sign ∇q(a), −1, 1) with η_j = step0 · decay^j: insensitive to the
@@ -92,6 +94,7 @@ def maximize(q, dim: int = 1, n_starts: int = 3, n_steps: int = 15, step0: float
     def ascend(a):
         def body(a, eta):
             return jnp.clip(a + eta * jnp.sign(grad(a)).astype(f32), -1.0, 1.0), None
+
         a, _ = jax.lax.scan(body, a, step0 * decay ** jnp.arange(n_steps, dtype=f32))
         return a
 
@@ -126,8 +129,7 @@ def fit(key, params, opt_state, optimizer, loss, n_steps: int, batch_size: int, 
         updates, opt_state = optimizer.update(g, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), None
 
-    (params, opt_state), _ = jax.lax.scan(step, (params, opt_state),
-                                          jax.random.split(key, n_steps))
+    (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), jax.random.split(key, n_steps))
     return params, opt_state
 
 
@@ -146,9 +148,13 @@ def run(key, data: Transition, config: Config) -> Result:
     critic = nets.mlp_init(k_c, [obs_dim + act_dim, *config.hidden, 1])
     actor = nets.mlp_init(k_a, [obs_dim, *config.hidden, act_dim], final_scale=0.1)
     opt = optax.adam(config.lr)
-    window = Transition(jnp.zeros((config.window * config.n_maximized, obs_dim), jnp.float32),
-                        jnp.zeros((config.window * config.n_maximized, act_dim), jnp.float32),
-                        None, None, None)
+    window = Transition(
+        jnp.zeros((config.window * config.n_maximized, obs_dim), jnp.float32),
+        jnp.zeros((config.window * config.n_maximized, act_dim), jnp.float32),
+        None,
+        None,
+        None,
+    )
 
     def q_loss(critic, idx, y):
         q = critic_apply(critic, data.obs[idx], data.action[idx])
@@ -174,23 +180,45 @@ def run(key, data: Transition, config: Config) -> Result:
             v_next = critic_apply(critic, data.next_obs, actor_apply(actor, data.next_obs))
         # In float32 throughout (``terminated`` is a bool: ``1.0 - terminated`` would be a
         # float64 vector when x64 is on).
-        y = (data.reward + config.gamma * (1.0 - data.terminated.astype(jnp.float32))
-             * v_next).astype(jnp.float32)
-        critic, c_opt = fit(k_fit, critic, c_opt, opt, q_loss, config.fit_steps,
-                            config.batch_size, n, y)
+        y = (
+            data.reward + config.gamma * (1.0 - data.terminated.astype(jnp.float32)) * v_next
+        ).astype(jnp.float32)
+        critic, c_opt = fit(
+            k_fit, critic, c_opt, opt, q_loss, config.fit_steps, config.batch_size, n, y
+        )
         if config.actor == "regression":
             obs = data.obs[jax.random.randint(k_sub, (config.n_maximized,), 0, n)]
             a_star, _ = argmax_all(critic, obs)
             slot = (it % config.window) * config.n_maximized
             window = window._replace(
                 obs=jax.lax.dynamic_update_slice_in_dim(window.obs, obs, slot, 0),
-                action=jax.lax.dynamic_update_slice_in_dim(window.action, a_star, slot, 0))
+                action=jax.lax.dynamic_update_slice_in_dim(window.action, a_star, slot, 0),
+            )
             filled = jnp.minimum(it + 1, config.window) * config.n_maximized  # slots in use
-            actor, a_opt = fit(k_act, actor, a_opt, opt, regression_loss, config.actor_steps,
-                               config.batch_size, filled, window.obs, window.action)
+            actor, a_opt = fit(
+                k_act,
+                actor,
+                a_opt,
+                opt,
+                regression_loss,
+                config.actor_steps,
+                config.batch_size,
+                filled,
+                window.obs,
+                window.action,
+            )
         elif config.actor == "gradient":
-            actor, a_opt = fit(k_act, actor, a_opt, opt, ascent_loss, config.actor_steps,
-                               config.batch_size, n, critic)
+            actor, a_opt = fit(
+                k_act,
+                actor,
+                a_opt,
+                opt,
+                ascent_loss,
+                config.actor_steps,
+                config.batch_size,
+                n,
+                critic,
+            )
         return (critic, c_opt, actor, a_opt, window), jnp.mean(y)
 
     carry = (critic, opt.init(critic), actor, opt.init(actor), window)

@@ -94,7 +94,8 @@ def mean_kl(policy, obs, mask):
 
     def kl(params_old, params_new):
         per_state = jax.vmap(jax.vmap(policy.kl, (None, None, 0)), (None, None, 0))(
-            params_old, params_new, obs)
+            params_old, params_new, obs
+        )
         return jnp.sum(weights * per_state)
 
     return kl
@@ -111,9 +112,16 @@ def update(params, policy, traj, mask, weights, config: Config):
     grads = jax.grad(reinforce.loss)(params, policy, traj, weights)
     g_hat = jax.tree_util.tree_map(jnp.negative, grads)
     kl = mean_kl(policy, traj.obs, mask.astype(traj.reward.dtype))
-    step = natural.natural_step(kl, params, g_hat, max_kl=config.max_kl, damping=config.damping,
-                                max_iter=config.cg_iters, tol=config.cg_tol,
-                                on_nonpositive="stop")
+    step = natural.natural_step(
+        kl,
+        params,
+        g_hat,
+        max_kl=config.max_kl,
+        damping=config.damping,
+        max_iter=config.cg_iters,
+        tol=config.cg_tol,
+        on_nonpositive="stop",
+    )
     return step.params, step, g_hat
 
 
@@ -129,10 +137,12 @@ def make_step(config: Config):
     horizon = config.horizon or int(env_params.max_steps)
 
     def step(params, key):
-        traj, mask = reinforce.rollout(key, policy, params, env, env_params, config.n_episodes,
-                                       horizon)
-        weights = reinforce.targets(traj, mask, config.gamma, config.reward_to_go,
-                                    config.discount_states)
+        traj, mask = reinforce.rollout(
+            key, policy, params, env, env_params, config.n_episodes, horizon
+        )
+        weights = reinforce.targets(
+            traj, mask, config.gamma, config.reward_to_go, config.discount_states
+        )
         new_params, nat, g_hat = update(params, policy, traj, mask, weights, config)
         kl = mean_kl(policy, traj.obs, mask.astype(traj.reward.dtype))
         metrics = {

@@ -38,10 +38,26 @@ import optax
 
 from rlbook import _checks, envs, nets, replay
 
-__all__ = ["Config", "Transition", "Agent", "validate", "td_target", "critic_loss",
-           "critic_step", "actor_step", "soft_update", "mlp", "actor_apply", "critic_apply",
-           "twin_critic_init", "twin_critic_apply", "evaluate", "discounted_return",
-           "philox_key", "make_train"]
+__all__ = [
+    "Config",
+    "Transition",
+    "Agent",
+    "validate",
+    "td_target",
+    "critic_loss",
+    "critic_step",
+    "actor_step",
+    "soft_update",
+    "mlp",
+    "actor_apply",
+    "critic_apply",
+    "twin_critic_init",
+    "twin_critic_apply",
+    "evaluate",
+    "discounted_return",
+    "philox_key",
+    "make_train",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +89,8 @@ class Config:
     eval_episodes: int = 5
     """Episodes of the greedy policy per evaluation (vmapped)."""
     value_states: int = 0
-    """Visited states at which each evaluation compares Q_φ(s, μ(s)) with the true return (0: off)."""
+    """Visited states at which each evaluation compares Q_φ(s, μ(s)) with the true return
+    (0: off)."""
     value_horizon: int = 600
     """Rollout length of that true discounted return (γ^H of the tail is neglected)."""
     rng_impl: str = "philox4x32"
@@ -86,26 +103,40 @@ class Config:
 
 def validate(config: Config) -> None:
     """Raise ``ValueError`` naming the first invalid field of a shared config."""
-    for name in ("total_steps", "buffer_size", "batch_size", "train_every", "eval_every",
-                 "eval_episodes", "value_horizon"):
+    for name in (
+        "total_steps",
+        "buffer_size",
+        "batch_size",
+        "train_every",
+        "eval_every",
+        "eval_episodes",
+        "value_horizon",
+    ):
         _checks.positive_int(f"config.{name}", getattr(config, name))
     for name in ("learning_starts", "value_states"):
         n = getattr(config, name)
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"config.{name} must be a non-negative integer, got {n!r}")
     if config.total_steps % config.eval_every:
-        raise ValueError(f"config.eval_every ({config.eval_every}) must divide "
-                         f"config.total_steps ({config.total_steps})")
+        raise ValueError(
+            f"config.eval_every ({config.eval_every}) must divide "
+            f"config.total_steps ({config.total_steps})"
+        )
     if config.learning_starts >= config.total_steps:
-        raise ValueError(f"config.learning_starts must be < config.total_steps, "
-                         f"got {config.learning_starts}")
+        raise ValueError(
+            f"config.learning_starts must be < config.total_steps, got {config.learning_starts}"
+        )
     if config.batch_size > config.buffer_size:
-        raise ValueError(f"config.batch_size ({config.batch_size}) must be at most "
-                         f"config.buffer_size ({config.buffer_size})")
+        raise ValueError(
+            f"config.batch_size ({config.batch_size}) must be at most "
+            f"config.buffer_size ({config.buffer_size})"
+        )
     if config.learning_starts < config.batch_size:
-        raise ValueError(f"config.learning_starts must be >= config.batch_size="
-                         f"{config.batch_size} (the first minibatch would repeat a few "
-                         f"transitions), got {config.learning_starts}")
+        raise ValueError(
+            f"config.learning_starts must be >= config.batch_size="
+            f"{config.batch_size} (the first minibatch would repeat a few "
+            f"transitions), got {config.learning_starts}"
+        )
     _checks.nonempty_widths("config.hidden", config.hidden)
     _checks.discount("config.gamma", config.gamma)
     _checks.interval("config.tau", config.tau, 0.0, 1.0, low_open=True)
@@ -161,9 +192,11 @@ def td_target(reward: jax.Array, terminated: jax.Array, gamma, next_value: jax.A
     try:
         np.broadcast_shapes(np.shape(reward), np.shape(terminated), np.shape(next_value))
     except ValueError:
-        raise ValueError(f"reward {np.shape(reward)}, terminated {np.shape(terminated)} and "
-                         f"next_value {np.shape(next_value)} must have matching shapes "
-                         f"([B] each)") from None
+        raise ValueError(
+            f"reward {np.shape(reward)}, terminated {np.shape(terminated)} and "
+            f"next_value {np.shape(next_value)} must have matching shapes "
+            f"([B] each)"
+        ) from None
     _checks.discount("gamma", gamma, allow_one=True)
     return reward + gamma * (1.0 - terminated.astype(reward.dtype)) * next_value
 
@@ -201,25 +234,35 @@ def _check_critic_inputs(params, obs, action, *, twin: bool) -> None:
     [..., obs_dim] and ``action`` [..., D] finite (when concrete) with the same leading axes
     and obs_dim + D the first layer's fan-in. Shapes only on tracers."""
     what = "twin_critic_init" if twin else "nets.mlp_init"
-    if not isinstance(params, (list, tuple)) or not params or not all(
-            isinstance(layer, Mapping) and "w" in layer and "b" in layer for layer in params):
-        raise ValueError(f"params must be a non-empty list of {{'w', 'b'}} layers ({what}), "
-                         f"got {type(params).__name__}")
+    if (
+        not isinstance(params, (list, tuple))
+        or not params
+        or not all(isinstance(layer, Mapping) and "w" in layer and "b" in layer for layer in params)
+    ):
+        raise ValueError(
+            f"params must be a non-empty list of {{'w', 'b'}} layers ({what}), "
+            f"got {type(params).__name__}"
+        )
     w_shape = np.shape(params[0]["w"])
     if len(w_shape) != (3 if twin else 2) or (twin and w_shape[0] != 2):
-        raise ValueError(f"params must be {'two stacked critics' if twin else 'one critic'} "
-                         f"({what}): the first weight has shape {w_shape}")
+        raise ValueError(
+            f"params must be {'two stacked critics' if twin else 'one critic'} "
+            f"({what}): the first weight has shape {w_shape}"
+        )
     for name, x in (("obs", obs), ("action", action)):
         _checks.finite(name, x)
         if np.ndim(x) < 1:
             raise ValueError(f"{name} must have shape [..., {name}_dim], got shape {np.shape(x)}")
     if np.shape(obs)[:-1] != np.shape(action)[:-1]:
-        raise ValueError(f"obs {np.shape(obs)} and action {np.shape(action)} must have the same "
-                         f"leading axes")
+        raise ValueError(
+            f"obs {np.shape(obs)} and action {np.shape(action)} must have the same leading axes"
+        )
     if np.shape(obs)[-1] + np.shape(action)[-1] != w_shape[-2]:
-        raise ValueError(f"obs [..., {np.shape(obs)[-1]}] and action [..., "
-                         f"{np.shape(action)[-1]}] must together have the first layer's input "
-                         f"size {w_shape[-2]}")
+        raise ValueError(
+            f"obs [..., {np.shape(obs)[-1]}] and action [..., "
+            f"{np.shape(action)[-1]}] must together have the first layer's input "
+            f"size {w_shape[-2]}"
+        )
 
 
 def critic_loss(critic_params, apply: Callable, batch: Transition, target: jax.Array):
@@ -236,7 +279,8 @@ def critic_step(optimizer, critic_params, opt_state, apply, batch, target):
 
 
 def actor_step(optimizer, actor_params, opt_state, loss_fn, *args):
-    """One optimizer step on ``loss_fn(actor_params, *args)``; returns (params, opt_state, loss, aux)."""
+    """One optimizer step on ``loss_fn(actor_params, *args)``; returns
+    (params, opt_state, loss, aux)."""
     (loss, aux), grad = jax.value_and_grad(loss_fn, has_aux=True)(actor_params, *args)
     updates, opt_state = optimizer.update(grad, opt_state, actor_params)
     return optax.apply_updates(actor_params, updates), opt_state, loss, aux
@@ -248,19 +292,22 @@ def soft_update(target, online, tau):
     target_leaves, target_def = jax.tree_util.tree_flatten(target)
     online_leaves, online_def = jax.tree_util.tree_flatten(online)
     if target_def != online_def:
-        raise ValueError(f"target and online must be pytrees of the same structure, got "
-                         f"{type(target).__name__} with {len(target_leaves)} leaves and "
-                         f"{type(online).__name__} with {len(online_leaves)}")
+        raise ValueError(
+            f"target and online must be pytrees of the same structure, got "
+            f"{type(target).__name__} with {len(target_leaves)} leaves and "
+            f"{type(online).__name__} with {len(online_leaves)}"
+        )
     for name, leaves in (("target", target_leaves), ("online", online_leaves)):
         for leaf in leaves:
             dtype = getattr(leaf, "dtype", None)
             dtype = np.asarray(leaf).dtype if dtype is None else np.dtype(dtype)
             if dtype.kind not in "biuf":
                 raise ValueError(f"{name} must hold real-valued arrays, got a leaf {leaf!r}")
-    for t, o in zip(target_leaves, online_leaves):
+    for t, o in zip(target_leaves, online_leaves, strict=True):
         if np.shape(t) != np.shape(o):
-            raise ValueError(f"target and online must have the same shapes, got {np.shape(t)} "
-                             f"and {np.shape(o)}")
+            raise ValueError(
+                f"target and online must have the same shapes, got {np.shape(t)} and {np.shape(o)}"
+            )
     return optax.incremental_update(online, target, tau)
 
 
@@ -291,8 +338,7 @@ def evaluate(key, policy: Callable, n_episodes: int):
             _check_policy_step(carry, (obs, state), action, carry[0].dtype)
             return (obs, state), step.reward
 
-        _, rewards = jax.lax.scan(body, (obs, state),
-                                  jax.random.split(k_run, PARAMS.max_steps))
+        _, rewards = jax.lax.scan(body, (obs, state), jax.random.split(k_run, PARAMS.max_steps))
         return jnp.sum(rewards)
 
     return jnp.mean(jax.vmap(episode)(jax.random.split(key, n_episodes)))
@@ -307,11 +353,16 @@ def discounted_return(policy: Callable, obs: jax.Array, gamma, horizon: int):
     """
     _check_policy(policy)
     _checks.finite("obs", obs)
-    if not (hasattr(obs, "dtype") and jnp.issubdtype(obs.dtype, jnp.floating)
-            and np.shape(obs) == (ENV.obs_dim,)):
-        raise ValueError(f"obs must be one Pendulum observation (cos θ, sin θ, θ̇), a float array "
-                         f"of shape ({ENV.obs_dim},), got {type(obs).__name__} of shape "
-                         f"{np.shape(obs)}")
+    if not (
+        hasattr(obs, "dtype")
+        and jnp.issubdtype(obs.dtype, jnp.floating)
+        and np.shape(obs) == (ENV.obs_dim,)
+    ):
+        raise ValueError(
+            f"obs must be one Pendulum observation (cos θ, sin θ, θ̇), a float array "
+            f"of shape ({ENV.obs_dim},), got {type(obs).__name__} of shape "
+            f"{np.shape(obs)}"
+        )
     _checks.discount("gamma", gamma, allow_one=True)
     _checks.size("horizon", horizon)
     state = envs.PendulumState(jnp.arctan2(obs[1], obs[0]), obs[2], jnp.asarray(0, jnp.int32))
@@ -323,12 +374,12 @@ def discounted_return(policy: Callable, obs: jax.Array, gamma, horizon: int):
         _check_policy_step(carry[:2], (state, obs), action, carry[1].dtype)
         next_disc = disc * gamma
         if np.shape(next_disc) != np.shape(disc) or next_disc.dtype != disc.dtype:
-            raise ValueError(f"gamma must be a scalar that keeps obs's dtype {disc.dtype}, "
-                             f"got {gamma!r}")
+            raise ValueError(
+                f"gamma must be a scalar that keeps obs's dtype {disc.dtype}, got {gamma!r}"
+            )
         return (state, obs, next_disc), disc * reward
 
-    _, rewards = jax.lax.scan(body, (state, obs, jnp.asarray(1.0, obs.dtype)), None,
-                              length=horizon)
+    _, rewards = jax.lax.scan(body, (state, obs, jnp.asarray(1.0, obs.dtype)), None, length=horizon)
     return jnp.sum(rewards)
 
 
@@ -341,14 +392,19 @@ def _check_policy_step(before, after, action, obs_dtype) -> None:
     """At trace time, in a rollout's scan body: the environment state and observation after a
     step have the types they had before, else the policy's action changed them (a float64
     action under x64 promotes the float32 state), which ``lax.scan`` would refuse obscurely."""
+
     def types(tree):
-        return [(np.shape(x), getattr(x, "dtype", type(x))) for x in jax.tree_util.tree_leaves(tree)]
+        return [
+            (np.shape(x), getattr(x, "dtype", type(x))) for x in jax.tree_util.tree_leaves(tree)
+        ]
 
     if types(before) != types(after):
-        raise TypeError(f"policy must return actions of dtype {obs_dtype} (the observations') "
-                        f"and shape ({ENV.action_dim},), got dtype "
-                        f"{getattr(action, 'dtype', type(action).__name__)} and shape "
-                        f"{np.shape(action)}")
+        raise TypeError(
+            f"policy must return actions of dtype {obs_dtype} (the observations') "
+            f"and shape ({ENV.action_dim},), got dtype "
+            f"{getattr(action, 'dtype', type(action).__name__)} and shape "
+            f"{np.shape(action)}"
+        )
 
 
 # --------------------------------------------------------------------------- the training loop
@@ -378,7 +434,8 @@ def philox_key(key: jax.Array, impl: str = "philox4x32") -> jax.Array:
 
 
 def make_train(config: Config, agent: Agent):
-    """``train(key) -> (state, metrics)``: the whole run as one ``lax.scan``, jittable and vmappable.
+    """``train(key) -> (state, metrics)``: the whole run as one ``lax.scan``, jittable and
+    vmappable.
 
     ``metrics`` holds, per evaluation (E = ``total_steps // eval_every`` of them, after
     ``eval_every``, 2 ``eval_every``, … steps): ``step`` [E], ``eval_return`` [E], the
@@ -388,27 +445,37 @@ def make_train(config: Config, agent: Agent):
     if not isinstance(config, Config):
         raise ValueError(f"config must be an offpolicy.Config, got {type(config).__name__}")
     if not isinstance(agent, Agent):
-        raise ValueError(f"agent must be an offpolicy.Agent (e.g. sac.agent(config)), "
-                         f"got {type(agent).__name__}")
+        raise ValueError(
+            f"agent must be an offpolicy.Agent (e.g. sac.agent(config)), got {type(agent).__name__}"
+        )
     validate(config)
     obs_dim, act_dim = ENV.obs_dim, ENV.action_dim
     n_periods = config.total_steps // config.eval_every
     f32 = jnp.float32
-    example = Transition(jnp.zeros(obs_dim, f32), jnp.zeros(act_dim, f32), jnp.zeros((), f32),
-                         jnp.zeros(obs_dim, f32), jnp.zeros((), bool))
+    example = Transition(
+        jnp.zeros(obs_dim, f32),
+        jnp.zeros(act_dim, f32),
+        jnp.zeros((), f32),
+        jnp.zeros(obs_dim, f32),
+        jnp.zeros((), bool),
+    )
 
     def evaluation(key, state, buffer):
         k_eval, k_idx = jax.random.split(key)
-        out = {"eval_return": evaluate(k_eval, lambda o: agent.greedy(state, o),
-                                       config.eval_episodes)}
+        out = {
+            "eval_return": evaluate(k_eval, lambda o: agent.greedy(state, o), config.eval_episodes)
+        }
         if config.value_states:
-            idx = jax.random.randint(k_idx, (config.value_states,), 0,
-                                     jnp.maximum(buffer.size, 1))
+            idx = jax.random.randint(k_idx, (config.value_states,), 0, jnp.maximum(buffer.size, 1))
             obs = buffer.data.obs[idx]
-            out["q_estimate"] = jax.vmap(
-                lambda o: agent.q_value(state, o, agent.greedy(state, o)))(obs)
-            out["true_return"] = jax.vmap(lambda o: discounted_return(
-                lambda x: agent.greedy(state, x), o, config.gamma, config.value_horizon))(obs)
+            out["q_estimate"] = jax.vmap(lambda o: agent.q_value(state, o, agent.greedy(state, o)))(
+                obs
+            )
+            out["true_return"] = jax.vmap(
+                lambda o: discounted_return(
+                    lambda x: agent.greedy(state, x), o, config.gamma, config.value_horizon
+                )
+            )(obs)
         return out
 
     def train(key):
@@ -419,8 +486,14 @@ def make_train(config: Config, agent: Agent):
         buffer = replay.init(config.buffer_size, example)
         # The structure of the update's metrics, for the branch that does not update.
         _, metrics0 = jax.eval_shape(
-            agent.update, k_init, state, jax.tree_util.tree_map(lambda x: jnp.zeros(
-                (config.batch_size,) + x.shape, x.dtype), example), jnp.asarray(0, jnp.int32))
+            agent.update,
+            k_init,
+            state,
+            jax.tree_util.tree_map(
+                lambda x: jnp.zeros((config.batch_size,) + x.shape, x.dtype), example
+            ),
+            jnp.asarray(0, jnp.int32),
+        )
         zero_metrics = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), metrics0)
 
         def env_step(carry, t):
@@ -430,11 +503,13 @@ def make_train(config: Config, agent: Agent):
             random_action = jax.random.uniform(k_rand, (act_dim,), f32, -1.0, 1.0)
             action = jnp.where(t < config.learning_starts, random_action, action)
             next_obs, env_state, step = _env_step(k_env, env_state, action)
-            buffer = replay.add(buffer, Transition(obs, action, step.reward, step.next_obs,
-                                                   step.terminated))
+            buffer = replay.add(
+                buffer, Transition(obs, action, step.reward, step.next_obs, step.terminated)
+            )
             done = step.terminated | step.truncated
-            noise = jax.tree_util.tree_map(lambda n0, n: jnp.where(done, n0, n),
-                                           agent.noise0, noise)
+            noise = jax.tree_util.tree_map(
+                lambda n0, n: jnp.where(done, n0, n), agent.noise0, noise
+            )
             # ``t`` is unbatched under vmap, so this stays a real branch: no update is computed
             # during the warm-up or between updates.
             k = t - config.learning_starts
@@ -455,8 +530,11 @@ def make_train(config: Config, agent: Agent):
             carry = carry[:5] + (key,)
             out = evaluation(k_eval, state, buffer)
             n = jnp.maximum(jnp.sum(updated), 1)  # means over the steps that updated
-            out.update(jax.tree_util.tree_map(
-                lambda m: jnp.sum(jnp.where(updated, m, 0), axis=0) / n, metrics))
+            out.update(
+                jax.tree_util.tree_map(
+                    lambda m: jnp.sum(jnp.where(updated, m, 0), axis=0) / n, metrics
+                )
+            )
             return carry, out
 
         carry = (state, buffer, env_state, obs, agent.noise0, key)

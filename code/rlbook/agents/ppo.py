@@ -30,8 +30,16 @@ import optax
 from rlbook import _checks, nets, rollouts
 from rlbook.agents import actor_critic
 
-__all__ = ["Config", "TrainState", "clipped_objective", "Batch", "loss", "make_step",
-           "make_train", "init_state"]
+__all__ = [
+    "Config",
+    "TrainState",
+    "clipped_objective",
+    "Batch",
+    "loss",
+    "make_step",
+    "make_train",
+    "init_state",
+]
 
 
 @dataclass(frozen=True)
@@ -75,8 +83,10 @@ class Config:
         for name in ("n_updates", "n_envs", "n_steps", "n_epochs", "n_minibatches"):
             _checks.positive_int(name, getattr(self, name))
         if (self.n_envs * self.n_steps) % self.n_minibatches:
-            raise ValueError(f"n_minibatches must divide n_envs * n_steps = "
-                             f"{self.n_envs * self.n_steps}, got {self.n_minibatches}")
+            raise ValueError(
+                f"n_minibatches must divide n_envs * n_steps = "
+                f"{self.n_envs * self.n_steps}, got {self.n_minibatches}"
+            )
         _checks.discount("gamma", self.gamma)
         _checks.discount("gae_lambda", self.gae_lambda, allow_one=True)
         _checks.positive("clip_eps", self.clip_eps)
@@ -91,7 +101,8 @@ class Config:
                 "n_minibatches must leave at least 2 transitions per minibatch when "
                 "normalize_advantages is True (one normalized advantage is always 0, so the "
                 f"policy would never move), got n_envs * n_steps = {self.n_envs * self.n_steps} "
-                f"and n_minibatches = {self.n_minibatches}")
+                f"and n_minibatches = {self.n_minibatches}"
+            )
 
 
 # The carried state (θ, φ, Adam's state, the environments) and the optimizer are the
@@ -111,8 +122,10 @@ def clipped_objective(ratio, advantage, clip_eps) -> jax.Array:
     _checks.positive("ratio", ratio, strict=False)
     _checks.finite("advantage", advantage)
     if np.shape(ratio) != np.shape(advantage):
-        raise ValueError(f"ratio and advantage must have one shape, got {np.shape(ratio)} "
-                         f"and {np.shape(advantage)}")
+        raise ValueError(
+            f"ratio and advantage must have one shape, got {np.shape(ratio)} "
+            f"and {np.shape(advantage)}"
+        )
     _checks.positive("clip_eps", clip_eps)
     clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
     return jnp.minimum(ratio * advantage, clipped * advantage)
@@ -128,24 +141,26 @@ class Batch(NamedTuple):
     target: jax.Array
 
 
-def loss(params, policy, batch: Batch, clip_eps, value_coef, entropy_coef,
-         normalize: bool = True):
+def loss(params, policy, batch: Batch, clip_eps, value_coef, entropy_coef, normalize: bool = True):
     """−mean L^CLIP + c_V mean[(V_φ(s) − Ĝ)²] − c_H mean H(π_θ'(·|s)); returns ``(L, aux)``.
 
     ``aux = (policy_objective, value_loss, entropy, clip_fraction)``, the last the
     fraction of samples whose ratio lies outside [1 − ε, 1 + ε].
     """
     if normalize and np.size(batch.advantage) < 2:
-        raise ValueError("batch must hold at least 2 transitions when normalize is True "
-                         f"(one normalized advantage is always 0), got {np.size(batch.advantage)}")
+        raise ValueError(
+            "batch must hold at least 2 transitions when normalize is True "
+            f"(one normalized advantage is always 0), got {np.size(batch.advantage)}"
+        )
     adv = jax.lax.stop_gradient(batch.advantage)
     if normalize:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     log_prob = jax.vmap(policy.log_prob, (None, 0, 0))(params["policy"], batch.obs, batch.action)
     ratio = jnp.exp(log_prob - batch.old_log_prob)
     objective = jnp.mean(clipped_objective(ratio, adv, clip_eps))
-    value_loss = jnp.mean((actor_critic.value(params["value"], batch.obs)
-                           - jax.lax.stop_gradient(batch.target)) ** 2)
+    value_loss = jnp.mean(
+        (actor_critic.value(params["value"], batch.obs) - jax.lax.stop_gradient(batch.target)) ** 2
+    )
     entropy = jnp.mean(jax.vmap(policy.entropy, (None, 0))(params["policy"], batch.obs))
     clip_fraction = jnp.mean(jnp.abs(ratio - 1.0) > clip_eps)
     total = -objective + value_coef * value_loss - entropy_coef * entropy
@@ -165,10 +180,12 @@ def make_step(config: Config):
     def step(state: TrainState, key, clip_eps):
         k_roll, k_perm = jax.random.split(key)
         theta = state.params["policy"]
-        env_state, traj, episodes = rollouts.collect(k_roll, policy, theta, env, env_params,
-                                                     state.env, config.n_steps)
-        adv, target = actor_critic.targets(state.params["value"], traj, config.gamma,
-                                           config.gae_lambda)
+        env_state, traj, episodes = rollouts.collect(
+            k_roll, policy, theta, env, env_params, state.env, config.n_steps
+        )
+        adv, target = actor_critic.targets(
+            state.params["value"], traj, config.gamma, config.gae_lambda
+        )
         flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
         obs, action = flat(traj.obs), flat(traj.action)
         old_log_prob = jax.vmap(policy.log_prob, (None, 0, 0))(theta, obs, action)
@@ -177,14 +194,25 @@ def make_step(config: Config):
         def minibatch(carry, b):
             params, opt_state = carry
             (_, aux), grads = jax.value_and_grad(loss, has_aux=True)(
-                params, policy, b, clip_eps, config.value_coef, config.entropy_coef,
-                config.normalize_advantages)
+                params,
+                policy,
+                b,
+                clip_eps,
+                config.value_coef,
+                config.entropy_coef,
+                config.normalize_advantages,
+            )
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), aux
 
         (params, opt_state), aux = actor_critic.epochs(
-            minibatch, (state.params, state.opt_state), batch, k_perm, config.n_epochs,
-            config.n_minibatches)
+            minibatch,
+            (state.params, state.opt_state),
+            batch,
+            k_perm,
+            config.n_epochs,
+            config.n_minibatches,
+        )
         kl = jnp.mean(jax.vmap(policy.kl, (None, None, 0))(theta, params["policy"], obs))
         metrics = {
             "return_sum": jnp.sum(episodes.returns),
@@ -202,10 +230,13 @@ def init_state(key, config: Config) -> TrainState:
     """Fresh θ (the policy's ``init``), φ (an MLP ``obs_dim → hidden → 1``), Adam state, envs."""
     env, env_params, policy, optimizer = components(config)
     k_pi, k_v, k_env = jax.random.split(key, 3)
-    params = {"policy": policy.init(k_pi),
-              "value": nets.mlp_init(k_v, (env.obs_dim, *config.hidden, 1), final_scale=1.0)}
-    return TrainState(params, optimizer.init(params),
-                      rollouts.init(k_env, env, env_params, config.n_envs))
+    params = {
+        "policy": policy.init(k_pi),
+        "value": nets.mlp_init(k_v, (env.obs_dim, *config.hidden, 1), final_scale=1.0),
+    }
+    return TrainState(
+        params, optimizer.init(params), rollouts.init(k_env, env, env_params, config.n_envs)
+    )
 
 
 def make_train(config: Config):
@@ -224,7 +255,8 @@ def make_train(config: Config):
             _checks.positive("clip_eps", clip_eps)
         k_init, k_updates = jax.random.split(key)
         state = init_state(k_init, config)
-        return jax.lax.scan(lambda s, k: step(s, k, eps), state,
-                            jax.random.split(k_updates, config.n_updates))
+        return jax.lax.scan(
+            lambda s, k: step(s, k, eps), state, jax.random.split(k_updates, config.n_updates)
+        )
 
     return train

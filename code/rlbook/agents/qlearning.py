@@ -57,15 +57,23 @@ def q_learning_update(q: jax.Array, s, a, r, s_next, alpha, gamma) -> jax.Array:
     for name, x in (("r", r), ("alpha", alpha), ("gamma", gamma)):
         _checks.real(name, x)
         _checks.finite(name, x)
-    q = jnp.asarray(q)   # a numpy table gets JAX's .at (a JAX array is returned as it is)
+    q = jnp.asarray(q)  # a numpy table gets JAX's .at (a JAX array is returned as it is)
     td = r + gamma * jnp.max(q[s_next]) - q[s, a]
     valid = (s >= 0) & (s < S) & (a >= 0) & (a < A) & (s_next >= 0) & (s_next < S)
     return _checks.nan_unless(valid, q.at[s, a].add(alpha * td))
 
 
-def q_learning(key: jax.Array, mdp: mdp_lib.MDP, *, n_steps: int, omega=0.8, scale=1.0,
-               log_every: int = 100, behaviour: jax.Array | None = None,
-               q0: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+def q_learning(
+    key: jax.Array,
+    mdp: mdp_lib.MDP,
+    *,
+    n_steps: int,
+    omega=0.8,
+    scale=1.0,
+    log_every: int = 100,
+    behaviour: jax.Array | None = None,
+    q0: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
     """Run Q-learning along one trajectory of ``mdp`` and log the iterates.
 
     The trajectory starts from s₀ ∼ ρ₀ and follows the ``behaviour`` policy
@@ -89,8 +97,16 @@ def q_learning(key: jax.Array, mdp: mdp_lib.MDP, *, n_steps: int, omega=0.8, sca
     mdp_lib._check_policy(mdp, behaviour, "behaviour")
     q = jnp.zeros_like(mdp.r) if q0 is None else jnp.asarray(q0, mdp.r.dtype)
     mdp_lib._check_values(mdp, q, "q0", "q")
-    return _q_learning(key, mdp, jnp.asarray(behaviour, mdp.r.dtype), q, omega, scale,
-                       n_steps // log_every, log_every)
+    return _q_learning(
+        key,
+        mdp,
+        jnp.asarray(behaviour, mdp.r.dtype),
+        q,
+        omega,
+        scale,
+        n_steps // log_every,
+        log_every,
+    )
 
 
 @partial(jax.jit, static_argnums=(6, 7))

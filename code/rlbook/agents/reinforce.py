@@ -39,8 +39,18 @@ import optax
 
 from rlbook import _checks, envs, policies, returns, rollouts
 
-__all__ = ["Config", "TrainState", "components", "rollout", "targets", "loss", "update",
-           "make_step", "make_train", "update_loop"]
+__all__ = [
+    "Config",
+    "TrainState",
+    "components",
+    "rollout",
+    "targets",
+    "loss",
+    "update",
+    "make_step",
+    "make_train",
+    "update_loop",
+]
 
 
 @dataclass(frozen=True)
@@ -113,8 +123,9 @@ def rollout(key, policy, params, env, env_params, n_episodes: int, horizon: int)
     return traj, rollouts.first_episode_mask(traj.done)
 
 
-def targets(traj, mask, gamma: float, reward_to_go: bool = True,
-            discount_states: bool = False) -> jax.Array:
+def targets(
+    traj, mask, gamma: float, reward_to_go: bool = True, discount_states: bool = False
+) -> jax.Array:
     """Ψ_t for every step, zero outside ``mask``; shape [T, N].
 
     Ψ_t = G_t = Σ_{k ≥ t} γ^{k−t} r_k (reward-to-go) or G_0 (whole return), each
@@ -139,7 +150,8 @@ def loss(params, policy, traj, weights) -> jax.Array:
     through them); leaves of ``traj`` are [T, N, ...].
     """
     log_prob = jax.vmap(jax.vmap(policy.log_prob, (None, 0, 0)), (None, 0, 0))(
-        params, traj.obs, traj.action)
+        params, traj.obs, traj.action
+    )
     n = weights.shape[1]
     return -jnp.sum(jax.lax.stop_gradient(weights) * log_prob) / n
 
@@ -162,8 +174,9 @@ def make_step(config: Config):
     def step(params, opt_state, key):
         traj, mask = rollout(key, policy, params, env, env_params, config.n_episodes, horizon)
         weights = targets(traj, mask, config.gamma, config.reward_to_go, config.discount_states)
-        params, opt_state, (value, gnorm) = update(params, opt_state, optimizer, policy, traj,
-                                                   weights)
+        params, opt_state, (value, gnorm) = update(
+            params, opt_state, optimizer, policy, traj, weights
+        )
         metrics = {
             "return": jnp.sum(jnp.where(mask, traj.reward, 0.0)) / config.n_episodes,
             "steps": jnp.sum(mask),
@@ -196,7 +209,8 @@ def make_train(config: Config):
             return (params, opt_state), metrics
 
         (params, opt_state), metrics = jax.lax.scan(
-            body, (params, opt_state), jax.random.split(k_updates, config.n_updates))
+            body, (params, opt_state), jax.random.split(k_updates, config.n_updates)
+        )
         return TrainState(params, opt_state), metrics
 
     return train
@@ -242,8 +256,9 @@ def update_loop(key, params, opt_state, config: Config):
             psi = rewards_to_go[t] if config.reward_to_go else rewards_to_go[0]
             if config.discount_states:
                 psi = psi * config.gamma**t
-            g_hat = jax.tree_util.tree_map(lambda g, s: g + psi * s / N, g_hat,
-                                           score(params, obs, action))
+            g_hat = jax.tree_util.tree_map(
+                lambda g, s, psi=psi: g + psi * s / N, g_hat, score(params, obs, action)
+            )
 
     # 4. Ascent step θ ← θ + α ĝ (Adam: the optimizer minimizes, so it is given −ĝ).
     minus_g = jax.tree_util.tree_map(jnp.negative, g_hat)

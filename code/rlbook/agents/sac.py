@@ -29,9 +29,22 @@ from rlbook import _checks, distributions, nets
 from rlbook.agents import offpolicy
 from rlbook.agents.offpolicy import twin_critic_apply
 
-__all__ = ["Config", "State", "init", "policy", "sample_action", "targets", "actor_loss",
-           "temperature_loss", "update", "explore", "agent", "make_train", "LOG_STD_MIN",
-           "LOG_STD_MAX"]
+__all__ = [
+    "Config",
+    "State",
+    "init",
+    "policy",
+    "sample_action",
+    "targets",
+    "actor_loss",
+    "temperature_loss",
+    "update",
+    "explore",
+    "agent",
+    "make_train",
+    "LOG_STD_MIN",
+    "LOG_STD_MAX",
+]
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -56,8 +69,9 @@ def validate(config: Config) -> None:
     _checks.positive("config.init_temperature", config.init_temperature)
     _checks.positive("config.temperature_lr", config.temperature_lr)
     if not isinstance(config.learn_temperature, bool):
-        raise ValueError(f"config.learn_temperature must be a bool, "
-                         f"got {config.learn_temperature!r}")
+        raise ValueError(
+            f"config.learn_temperature must be a bool, got {config.learn_temperature!r}"
+        )
 
 
 class State(NamedTuple):
@@ -76,9 +90,15 @@ def init(key, obs_dim: int, act_dim: int, config: Config) -> State:
     actor = nets.mlp_init(k_a, [obs_dim, *config.hidden, 2 * act_dim], final_scale=0.1)
     critic = offpolicy.twin_critic_init(k_c, [obs_dim + act_dim, *config.hidden, 1])
     log_t = jnp.log(jnp.asarray(config.init_temperature, jnp.float32))
-    return State(actor, critic, critic, log_t, optax.adam(config.actor_lr).init(actor),
-                 optax.adam(config.critic_lr).init(critic),
-                 optax.adam(config.temperature_lr).init(log_t))
+    return State(
+        actor,
+        critic,
+        critic,
+        log_t,
+        optax.adam(config.actor_lr).init(actor),
+        optax.adam(config.critic_lr).init(critic),
+        optax.adam(config.temperature_lr).init(log_t),
+    )
 
 
 def _check_actor(actor_params, obs) -> None:
@@ -86,20 +106,30 @@ def _check_actor(actor_params, obs) -> None:
     an even output width, mean and log σ) and ``obs`` finite (when concrete) of shape
     [..., obs_dim], refused by their own names (``nets.mlp_apply`` would name them ``params``
     and ``x``). Shapes only on tracers; the parameters' values are not read."""
-    if not isinstance(actor_params, (list, tuple)) or not actor_params or not all(
-            isinstance(layer, Mapping) and "w" in layer and "b" in layer
-            for layer in actor_params):
-        raise ValueError(f"actor_params must be a non-empty list of {{'w', 'b'}} layers "
-                         f"(sac.init), got {type(actor_params).__name__}")
+    if (
+        not isinstance(actor_params, (list, tuple))
+        or not actor_params
+        or not all(
+            isinstance(layer, Mapping) and "w" in layer and "b" in layer for layer in actor_params
+        )
+    ):
+        raise ValueError(
+            f"actor_params must be a non-empty list of {{'w', 'b'}} layers "
+            f"(sac.init), got {type(actor_params).__name__}"
+        )
     _checks.finite("obs", obs)
     first, last = np.shape(actor_params[0]["w"]), np.shape(actor_params[-1]["w"])
     obs_dim = first[-2] if len(first) >= 2 else None
     if np.ndim(obs) < 1 or (obs_dim is not None and np.shape(obs)[-1] != obs_dim):
-        raise ValueError(f"obs must have shape [..., {obs_dim}] (the actor's input size), "
-                         f"got shape {np.shape(obs)}")
+        raise ValueError(
+            f"obs must have shape [..., {obs_dim}] (the actor's input size), "
+            f"got shape {np.shape(obs)}"
+        )
     if len(last) >= 1 and last[-1] % 2:
-        raise ValueError(f"actor_params must output 2·act_dim values (mean and log σ), got "
-                         f"an output width of {last[-1]}")
+        raise ValueError(
+            f"actor_params must output 2·act_dim values (mean and log σ), got "
+            f"an output width of {last[-1]}"
+        )
 
 
 def policy(actor_params, obs):
@@ -150,21 +180,41 @@ def update(key, state: State, batch: offpolicy.Transition, step, config: Config)
     critic_opt = optax.adam(config.critic_lr)
     actor_opt = optax.adam(config.actor_lr)
     y = targets(k_target, state, batch, config)
-    critic, c_opt, c_loss = offpolicy.critic_step(critic_opt, state.critic, state.critic_opt,
-                                                  twin_critic_apply, batch, y)
+    critic, c_opt, c_loss = offpolicy.critic_step(
+        critic_opt, state.critic, state.critic_opt, twin_critic_apply, batch, y
+    )
     actor, a_opt, a_loss, logp = offpolicy.actor_step(
-        actor_opt, state.actor, state.actor_opt, actor_loss, critic, state.log_temperature,
-        k_actor, batch.obs)
+        actor_opt,
+        state.actor,
+        state.actor_opt,
+        actor_loss,
+        critic,
+        state.log_temperature,
+        k_actor,
+        batch.obs,
+    )
     log_t, t_opt = state.log_temperature, state.temperature_opt
     if config.learn_temperature:
         target_entropy = -float(batch.action.shape[-1])
         grad = jax.grad(temperature_loss)(log_t, logp, target_entropy)
         upd, t_opt = optax.adam(config.temperature_lr).update(grad, t_opt, log_t)
         log_t = optax.apply_updates(log_t, upd)
-    state = State(actor, critic, offpolicy.soft_update(state.critic_target, critic, config.tau),
-                  log_t, a_opt, c_opt, t_opt)
-    return state, {"critic_loss": c_loss, "actor_loss": a_loss, "q_mean": jnp.mean(y),
-                   "entropy": -jnp.mean(logp), "temperature": jnp.exp(log_t)}
+    state = State(
+        actor,
+        critic,
+        offpolicy.soft_update(state.critic_target, critic, config.tau),
+        log_t,
+        a_opt,
+        c_opt,
+        t_opt,
+    )
+    return state, {
+        "critic_loss": c_loss,
+        "actor_loss": a_loss,
+        "q_mean": jnp.mean(y),
+        "entropy": -jnp.mean(logp),
+        "temperature": jnp.exp(log_t),
+    }
 
 
 def explore(key, state: State, obs, noise, config: Config):
@@ -175,7 +225,8 @@ def explore(key, state: State, obs, noise, config: Config):
 
 
 def agent(config: Config) -> offpolicy.Agent:
-    """SAC's four functions for :func:`rlbook.agents.offpolicy.make_train`; greedy = tanh(μ_θ(s))."""
+    """SAC's four functions for :func:`rlbook.agents.offpolicy.make_train`;
+    greedy = tanh(μ_θ(s))."""
     validate(config)
     return offpolicy.Agent(
         init=lambda k, o, a: init(k, o, a, config),

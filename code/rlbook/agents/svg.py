@@ -39,18 +39,46 @@ from jax.flatten_util import ravel_pytree
 from rlbook import _checks, distributions, envs, nets
 from rlbook.agents import offpolicy, sac
 
-__all__ = ["one_step_pathwise", "one_step_score", "bpo_objective", "bpo_gradient_recursion",
-           "policy_action", "infer_policy_noise", "dynamics_sample", "infer_dynamics_noise",
-           "pendulum_model", "Config", "init", "value_apply", "targets", "actor_loss", "update",
-           "agent", "InfinityConfig", "InfinityState", "collect_episode", "infer_episode",
-           "episode_loss", "make_train"]
+__all__ = [
+    "one_step_pathwise",
+    "one_step_score",
+    "bpo_objective",
+    "bpo_gradient_recursion",
+    "policy_action",
+    "infer_policy_noise",
+    "dynamics_sample",
+    "infer_dynamics_noise",
+    "pendulum_model",
+    "Config",
+    "init",
+    "value_apply",
+    "targets",
+    "actor_loss",
+    "update",
+    "agent",
+    "InfinityConfig",
+    "InfinityState",
+    "collect_episode",
+    "infer_episode",
+    "episode_loss",
+    "make_train",
+]
 
 
 # --------------------------------------------------------------------------- one step
 
 
-def one_step_pathwise(theta, s, xi, policy: Callable, model_mean: Callable, model_std,
-                      reward: Callable, value: Callable, gamma):
+def one_step_pathwise(
+    theta,
+    s,
+    xi,
+    policy: Callable,
+    model_mean: Callable,
+    model_std,
+    reward: Callable,
+    value: Callable,
+    gamma,
+):
     """One pathwise sample of ∇_θ [r(s, μ_θ(s)) + γ E V(s')], s' = f(s, a) + σ ξ.
 
     Chapter equation ``mb-eq-pathwise``.
@@ -59,6 +87,7 @@ def one_step_pathwise(theta, s, xi, policy: Callable, model_mean: Callable, mode
     through the sample s'. ``policy(theta, s) -> a``, ``model_mean(s, a) -> f(s, a)``,
     ``reward(s, a)`` and ``value(s')`` scalars. Returns a pytree like ``theta``.
     """
+
     def objective(th):
         a = policy(th, s)
         return reward(s, a) + gamma * value(model_mean(s, a) + model_std * xi)
@@ -66,14 +95,24 @@ def one_step_pathwise(theta, s, xi, policy: Callable, model_mean: Callable, mode
     return jax.grad(objective)(theta)
 
 
-def one_step_score(theta, s, s_next, policy: Callable, model_mean: Callable, model_std,
-                   reward: Callable, value: Callable, gamma):
+def one_step_score(
+    theta,
+    s,
+    s_next,
+    policy: Callable,
+    model_mean: Callable,
+    model_std,
+    reward: Callable,
+    value: Callable,
+    gamma,
+):
     """One score-function sample of the same gradient (``mb-eq-score``).
 
     ∇_a r(s, a) ∇_θ μ_θ(s) + γ V(s') ∇_θ log N(s'; f(s, μ_θ(s)), σ²) for one observed
     s' ∼ p(· | s, μ_θ(s)): the first term is the product-rule term (the integrand depends on
     θ directly through r), the second differentiates the density and never V.
     """
+
     def surrogate(th):
         a = policy(th, s)
         log_p = distributions.gaussian_log_prob(model_mean(s, a), jnp.log(model_std), s_next)
@@ -90,8 +129,16 @@ def _check_horizon(n):
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
 
 
-def bpo_objective(theta, s0, policy: Callable, model: Callable, critic: Callable | None, n,
-                  gamma, max_n: int | None = None):
+def bpo_objective(
+    theta,
+    s0,
+    policy: Callable,
+    model: Callable,
+    critic: Callable | None,
+    n,
+    gamma,
+    max_n: int | None = None,
+):
     """J_n(θ; s₀) = Σ_{t<n} γ^t r(s_t, a_t) + γ^n Q(s_n, a_n), a_t = μ_θ(s_t), s_{t+1} = f(s_t, a_t)
 
     ``model(s, a) -> (r, s')``; ``critic(s, a) -> Q`` or None for the model-only objective
@@ -129,8 +176,9 @@ def bpo_objective(theta, s0, policy: Callable, model: Callable, critic: Callable
     return total + disc * critic(s, policy(theta, s))
 
 
-def bpo_gradient_recursion(theta, s0, policy: Callable, model: Callable,
-                           critic: Callable | None, n: int, gamma):
+def bpo_gradient_recursion(
+    theta, s0, policy: Callable, model: Callable, critic: Callable | None, n: int, gamma
+):
     """∇_θ J_n(θ; s₀) by the forward recursion, one step at a time (the readable tier).
 
     With G_t = ∇_θ s_t [d_s, p] (G_0 = 0) and the total derivative of the action
@@ -160,7 +208,8 @@ def bpo_gradient_recursion(theta, s0, policy: Callable, model: Callable,
         A = total_action_derivative(s, G)
         (dr_ds, dr_da), (df_ds, df_da) = (
             jax.grad(lambda s_, a_: model(s_, a_)[0], (0, 1))(s, a),
-            jax.jacfwd(lambda s_, a_: model(s_, a_)[1], (0, 1))(s, a))
+            jax.jacfwd(lambda s_, a_: model(s_, a_)[1], (0, 1))(s, a),
+        )
         grad = grad + disc * (dr_ds @ G + dr_da @ A)
         G = df_ds @ G + df_da @ A
         s = model(s, a)[1]
@@ -182,8 +231,7 @@ def policy_action(mean, log_std, eta):
     _checks.finite("log_std", log_std)
     _checks.finite("eta", eta)
     if jnp.shape(eta) != jnp.shape(mean):
-        raise ValueError(f"eta must have the shape of mean {jnp.shape(mean)}, "
-                         f"got {jnp.shape(eta)}")
+        raise ValueError(f"eta must have the shape of mean {jnp.shape(mean)}, got {jnp.shape(eta)}")
     return jnp.tanh(mean + jnp.exp(log_std) * eta)
 
 
@@ -197,8 +245,9 @@ def infer_policy_noise(mean, log_std, action, eps: float = 1e-6):
     _checks.finite("action", action)
     _checks.interval("eps", eps, 0.0, 1.0, high_open=True)
     if jnp.shape(action) != jnp.shape(mean):
-        raise ValueError(f"action must have the shape of mean {jnp.shape(mean)}, "
-                         f"got {jnp.shape(action)}")
+        raise ValueError(
+            f"action must have the shape of mean {jnp.shape(mean)}, got {jnp.shape(action)}"
+        )
     u = jnp.arctanh(jnp.clip(action, -1.0 + eps, 1.0 - eps))
     return (u - mean) / jnp.exp(log_std)
 
@@ -209,8 +258,9 @@ def dynamics_sample(mean_next, std, xi):
     _checks.positive("std", std, strict=False)
     _checks.finite("xi", xi)
     if jnp.shape(xi) != jnp.shape(mean_next):
-        raise ValueError(f"xi must have the shape of mean_next {jnp.shape(mean_next)}, "
-                         f"got {jnp.shape(xi)}")
+        raise ValueError(
+            f"xi must have the shape of mean_next {jnp.shape(mean_next)}, got {jnp.shape(xi)}"
+        )
     return mean_next + std * xi
 
 
@@ -219,8 +269,10 @@ def infer_dynamics_noise(mean_next, std, next_obs):
     _checks.finite("mean_next", mean_next)
     _checks.finite("next_obs", next_obs)
     if jnp.shape(next_obs) != jnp.shape(mean_next):
-        raise ValueError(f"next_obs must have the shape of mean_next {jnp.shape(mean_next)}, "
-                         f"got {jnp.shape(next_obs)}")
+        raise ValueError(
+            f"next_obs must have the shape of mean_next {jnp.shape(mean_next)}, "
+            f"got {jnp.shape(next_obs)}"
+        )
     _checks.positive("std", std)
     return (next_obs - mean_next) / std
 
@@ -240,12 +292,13 @@ def pendulum_model(obs, action):
     """
     _checks.finite("obs", obs)
     if jnp.shape(obs) != (3,):
-        raise ValueError(f"obs must be one Pendulum observation (cos θ, sin θ, θ̇) of shape (3,), "
-                         f"got shape {jnp.shape(obs)}")
+        raise ValueError(
+            f"obs must be one Pendulum observation (cos θ, sin θ, θ̇) of shape (3,), "
+            f"got shape {jnp.shape(obs)}"
+        )
     _checks.finite("action", action)
     if jnp.size(action) != 1:
-        raise ValueError(f"action must hold one normalized torque, got shape "
-                         f"{jnp.shape(action)}")
+        raise ValueError(f"action must hold one normalized torque, got shape {jnp.shape(action)}")
     state = envs.PendulumState(jnp.arctan2(obs[1], obs[0]), obs[2], jnp.asarray(0, jnp.int32))
     _, next_obs, reward, _ = ENV.step_env(state, action * ENV.action_high, PARAMS)
     return reward, next_obs
@@ -270,9 +323,15 @@ def init(key, obs_dim: int, act_dim: int, config: Config) -> sac.State:
     actor = nets.mlp_init(k_a, [obs_dim, *config.hidden, 2 * act_dim], final_scale=0.1)
     critic = offpolicy.twin_critic_init(k_c, [obs_dim, *config.hidden, 1])
     log_t = jnp.log(jnp.asarray(config.init_temperature, jnp.float32))
-    return sac.State(actor, critic, critic, log_t, optax.adam(config.actor_lr).init(actor),
-                     optax.adam(config.critic_lr).init(critic),
-                     optax.adam(config.temperature_lr).init(log_t))
+    return sac.State(
+        actor,
+        critic,
+        critic,
+        log_t,
+        optax.adam(config.actor_lr).init(actor),
+        optax.adam(config.critic_lr).init(critic),
+        optax.adam(config.temperature_lr).init(log_t),
+    )
 
 
 def value_apply(params, obs, action=None):
@@ -300,12 +359,12 @@ def targets(key, state: sac.State, batch: offpolicy.Transition, config: Config) 
     a, logp = sac.sample_action(key, state.actor, batch.obs)
     r, next_obs = _model_step(batch.obs, a, _residual(batch))
     v_next = jnp.min(value_apply(state.critic_target, next_obs), axis=0)
-    return offpolicy.td_target(r - jnp.exp(state.log_temperature) * logp, batch.terminated,
-                               config.gamma, v_next)
+    return offpolicy.td_target(
+        r - jnp.exp(state.log_temperature) * logp, batch.terminated, config.gamma, v_next
+    )
 
 
-def actor_loss(actor_params, critic_params, log_temperature, key, obs, residual, not_done,
-               gamma):
+def actor_loss(actor_params, critic_params, log_temperature, key, obs, residual, not_done, gamma):
     """−mean_B [r(s, ã) − β log π_θ(ã | s) + γ min_i V_φi(f(s, ã) + σξ)], ã = tanh(μ + σ η).
 
     The SVG(1) objective: the gradient flows through the action into the reward and,
@@ -322,21 +381,44 @@ def update(key, state: sac.State, batch: offpolicy.Transition, step, config: Con
     del step
     k_target, k_actor = jax.random.split(key)
     y = targets(k_target, state, batch, config)
-    critic, c_opt, c_loss = offpolicy.critic_step(optax.adam(config.critic_lr), state.critic,
-                                                  state.critic_opt, value_apply, batch, y)
+    critic, c_opt, c_loss = offpolicy.critic_step(
+        optax.adam(config.critic_lr), state.critic, state.critic_opt, value_apply, batch, y
+    )
     not_done = 1.0 - batch.terminated.astype(y.dtype)
     actor, a_opt, a_loss, logp = offpolicy.actor_step(
-        optax.adam(config.actor_lr), state.actor, state.actor_opt, actor_loss, critic,
-        state.log_temperature, k_actor, batch.obs, _residual(batch), not_done, config.gamma)
+        optax.adam(config.actor_lr),
+        state.actor,
+        state.actor_opt,
+        actor_loss,
+        critic,
+        state.log_temperature,
+        k_actor,
+        batch.obs,
+        _residual(batch),
+        not_done,
+        config.gamma,
+    )
     log_t, t_opt = state.log_temperature, state.temperature_opt
     if config.learn_temperature:
         grad = jax.grad(sac.temperature_loss)(log_t, logp, -float(batch.action.shape[-1]))
         upd, t_opt = optax.adam(config.temperature_lr).update(grad, t_opt, log_t)
         log_t = optax.apply_updates(log_t, upd)
-    state = sac.State(actor, critic, offpolicy.soft_update(state.critic_target, critic, config.tau),
-                      log_t, a_opt, c_opt, t_opt)
-    return state, {"critic_loss": c_loss, "actor_loss": a_loss, "v_mean": jnp.mean(y),
-                   "entropy": -jnp.mean(logp), "temperature": jnp.exp(log_t)}
+    state = sac.State(
+        actor,
+        critic,
+        offpolicy.soft_update(state.critic_target, critic, config.tau),
+        log_t,
+        a_opt,
+        c_opt,
+        t_opt,
+    )
+    return state, {
+        "critic_loss": c_loss,
+        "actor_loss": a_loss,
+        "v_mean": jnp.mean(y),
+        "entropy": -jnp.mean(logp),
+        "temperature": jnp.exp(log_t),
+    }
 
 
 def agent(config: Config) -> offpolicy.Agent:
@@ -392,17 +474,20 @@ class InfinityConfig:
 
 
 def _validate_infinity(config: InfinityConfig) -> None:
-    for name in ("total_steps", "episodes", "updates_per_iteration", "eval_every",
-                 "eval_episodes"):
+    for name in ("total_steps", "episodes", "updates_per_iteration", "eval_every", "eval_episodes"):
         _checks.positive_int(f"config.{name}", getattr(config, name))
     per_iteration = config.episodes * PARAMS.max_steps
     for name in ("total_steps", "eval_every"):
         if getattr(config, name) % per_iteration:
-            raise ValueError(f"config.{name} must be a multiple of episodes · {PARAMS.max_steps}"
-                             f" = {per_iteration}, got {getattr(config, name)}")
+            raise ValueError(
+                f"config.{name} must be a multiple of episodes · {PARAMS.max_steps}"
+                f" = {per_iteration}, got {getattr(config, name)}"
+            )
     if config.total_steps % config.eval_every:
-        raise ValueError(f"config.eval_every ({config.eval_every}) must divide "
-                         f"config.total_steps ({config.total_steps})")
+        raise ValueError(
+            f"config.eval_every ({config.eval_every}) must divide "
+            f"config.total_steps ({config.total_steps})"
+        )
     _checks.nonempty_widths("config.hidden", config.hidden)
     _checks.discount("config.gamma", config.gamma, allow_one=True)
     _checks.positive("config.lr", config.lr)
@@ -439,6 +524,7 @@ def episode_loss(actor, obs0, eta, residual, gamma, model: Callable = pendulum_m
     η [T, 1] and σξ = ``residual`` [T, 3] inferred from the real episode; at the θ that
     collected it the re-simulation is the real episode (``mb-alg-svg``).
     """
+
     def body(carry, noise):
         s, disc = carry
         eta_t, res_t = noise
@@ -469,22 +555,24 @@ def _make_train_infinity(config: InfinityConfig):
     per_iteration = config.episodes * T
     iters_per_eval = config.eval_every // per_iteration
     n_evals = config.total_steps // config.eval_every
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                            optax.adam(config.lr))
+    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr))
 
     def loss(actor, episodes):
         obs, eta, residual = episodes
-        losses = jax.vmap(episode_loss, (None, 0, 0, 0, None))(actor, obs[:, 0], eta, residual,
-                                                               config.gamma)
+        losses = jax.vmap(episode_loss, (None, 0, 0, 0, None))(
+            actor, obs[:, 0], eta, residual, config.gamma
+        )
         return jnp.mean(losses)
 
     def iteration(carry, _):
         state, key = carry
         key, k_col = jax.random.split(key)
         obs, actions, _, next_obs = jax.vmap(collect_episode, (0, None, None))(
-            jax.random.split(k_col, config.episodes), state.actor, T)
-        eta, residual = jax.vmap(infer_episode, (None, 0, 0, 0))(state.actor, obs, actions,
-                                                                 next_obs)
+            jax.random.split(k_col, config.episodes), state.actor, T
+        )
+        eta, residual = jax.vmap(infer_episode, (None, 0, 0, 0))(
+            state.actor, obs, actions, next_obs
+        )
         episodes = (obs, eta, residual)
 
         def step(state, _):
@@ -497,25 +585,33 @@ def _make_train_infinity(config: InfinityConfig):
             state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, state)
             return state, (value, norm, ~finite)
 
-        state, (values, norms, skipped) = jax.lax.scan(step, state, None,
-                                                       length=config.updates_per_iteration)
+        state, (values, norms, skipped) = jax.lax.scan(
+            step, state, None, length=config.updates_per_iteration
+        )
         return (state, key), (values[0], norms[0], jnp.sum(skipped))
 
     def period(carry, _):
-        carry, (values, norms, skipped) = jax.lax.scan(iteration, carry, None,
-                                                       length=iters_per_eval)
+        carry, (values, norms, skipped) = jax.lax.scan(
+            iteration, carry, None, length=iters_per_eval
+        )
         state, key = carry
         key, k_eval = jax.random.split(key)
-        ret = offpolicy.evaluate(k_eval, lambda o: jnp.tanh(sac.policy(state.actor, o)[0]),
-                                 config.eval_episodes)
-        return (state, key), {"eval_return": ret, "loss": jnp.mean(values),
-                              "grad_norm": jnp.mean(norms), "skipped": jnp.sum(skipped)}
+        ret = offpolicy.evaluate(
+            k_eval, lambda o: jnp.tanh(sac.policy(state.actor, o)[0]), config.eval_episodes
+        )
+        return (state, key), {
+            "eval_return": ret,
+            "loss": jnp.mean(values),
+            "grad_norm": jnp.mean(norms),
+            "skipped": jnp.sum(skipped),
+        }
 
     def train(key):
         key = offpolicy.philox_key(key, config.rng_impl)
         k_init, key = jax.random.split(key)
-        actor = nets.mlp_init(k_init, [ENV.obs_dim, *config.hidden, 2 * ENV.action_dim],
-                              final_scale=0.1)
+        actor = nets.mlp_init(
+            k_init, [ENV.obs_dim, *config.hidden, 2 * ENV.action_dim], final_scale=0.1
+        )
         state = InfinityState(actor, optimizer.init(actor))
         (state, _), metrics = jax.lax.scan(period, (state, key), None, length=n_evals)
         metrics["step"] = jnp.arange(1, n_evals + 1, dtype=jnp.int32) * config.eval_every

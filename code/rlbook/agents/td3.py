@@ -25,8 +25,17 @@ from rlbook import _checks, nets
 from rlbook.agents import offpolicy
 from rlbook.agents.offpolicy import actor_apply, critic_apply, twin_critic_apply
 
-__all__ = ["Config", "State", "init", "targets", "actor_loss", "update", "explore", "agent",
-           "make_train"]
+__all__ = [
+    "Config",
+    "State",
+    "init",
+    "targets",
+    "actor_loss",
+    "update",
+    "explore",
+    "agent",
+    "make_train",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +77,14 @@ def init(key, obs_dim: int, act_dim: int, config: Config) -> State:
     k_a, k_c = jax.random.split(key)
     actor = nets.mlp_init(k_a, [obs_dim, *config.hidden, act_dim], final_scale=0.1)
     critic = offpolicy.twin_critic_init(k_c, [obs_dim + act_dim, *config.hidden, 1])
-    return State(actor, critic, actor, critic, optax.adam(config.actor_lr).init(actor),
-                 optax.adam(config.critic_lr).init(critic))
+    return State(
+        actor,
+        critic,
+        actor,
+        critic,
+        optax.adam(config.actor_lr).init(actor),
+        optax.adam(config.critic_lr).init(critic),
+    )
 
 
 def targets(key, state: State, batch: offpolicy.Transition, config: Config) -> jax.Array:
@@ -89,18 +104,22 @@ def actor_loss(actor_params, critic_params, obs):
 
 
 def update(key, state: State, batch: offpolicy.Transition, step, config: Config):
-    """One TD3 update: both critics every call, actor and targets when ``step % policy_delay == 0``."""
+    """One TD3 update: both critics every call, actor and targets when
+    ``step % policy_delay == 0``."""
     critic_opt, actor_opt = optax.adam(config.critic_lr), optax.adam(config.actor_lr)
     y = targets(key, state, batch, config)
-    critic, c_opt, c_loss = offpolicy.critic_step(critic_opt, state.critic, state.critic_opt,
-                                                  twin_critic_apply, batch, y)
+    critic, c_opt, c_loss = offpolicy.critic_step(
+        critic_opt, state.critic, state.critic_opt, twin_critic_apply, batch, y
+    )
     state = state._replace(critic=critic, critic_opt=c_opt)
 
     def delayed(state):
-        actor, a_opt, a_loss, _ = offpolicy.actor_step(actor_opt, state.actor, state.actor_opt,
-                                                       actor_loss, state.critic, batch.obs)
+        actor, a_opt, a_loss, _ = offpolicy.actor_step(
+            actor_opt, state.actor, state.actor_opt, actor_loss, state.critic, batch.obs
+        )
         return state._replace(
-            actor=actor, actor_opt=a_opt,
+            actor=actor,
+            actor_opt=a_opt,
             actor_target=offpolicy.soft_update(state.actor_target, actor, config.tau),
             critic_target=offpolicy.soft_update(state.critic_target, state.critic, config.tau),
         ), a_loss
@@ -115,8 +134,9 @@ def update(key, state: State, batch: offpolicy.Transition, step, config: Config)
 def explore(key, state: State, obs, noise, config: Config):
     """a = clip(μ_θ(s) + σ ε, −1, 1), ε ∼ N(0, I)."""
     a = actor_apply(state.actor, obs)
-    return jnp.clip(a + config.explore_noise * jax.random.normal(key, a.shape, a.dtype),
-                    -1.0, 1.0), noise
+    return jnp.clip(
+        a + config.explore_noise * jax.random.normal(key, a.shape, a.dtype), -1.0, 1.0
+    ), noise
 
 
 def agent(config: Config) -> offpolicy.Agent:
@@ -126,8 +146,9 @@ def agent(config: Config) -> offpolicy.Agent:
         init=lambda k, o, a: init(k, o, a, config),
         explore=lambda k, s, o, n: explore(k, s, o, n, config),
         greedy=lambda s, o: actor_apply(s.actor, o),
-        q_value=lambda s, o, a: critic_apply(jax.tree_util.tree_map(lambda p: p[0], s.critic),
-                                             o, a),
+        q_value=lambda s, o, a: critic_apply(
+            jax.tree_util.tree_map(lambda p: p[0], s.critic), o, a
+        ),
         update=lambda k, s, b, t: update(k, s, b, t, config),
     )
 

@@ -40,8 +40,19 @@ from jax.flatten_util import ravel_pytree
 from rlbook import _checks, envs, natural, nets, policies, rollouts
 from rlbook.agents import actor_critic
 
-__all__ = ["Config", "TrainState", "surrogate", "mean_kl", "LineSearch", "line_search",
-           "line_search_loop", "update", "make_step", "make_train", "init_state"]
+__all__ = [
+    "Config",
+    "TrainState",
+    "surrogate",
+    "mean_kl",
+    "LineSearch",
+    "line_search",
+    "line_search_loop",
+    "update",
+    "make_step",
+    "make_train",
+    "init_state",
+]
 
 
 @dataclass(frozen=True)
@@ -82,21 +93,30 @@ class Config:
     def __post_init__(self):
         names = ("CartPole-v1", "Pendulum-v1")
         _checks.one_of("env_name", self.env_name, names)
-        for name in ("n_updates", "n_envs", "n_steps", "cg_iters", "backtrack_iters",
-                     "value_steps"):
+        for name in (
+            "n_updates",
+            "n_envs",
+            "n_steps",
+            "cg_iters",
+            "backtrack_iters",
+            "value_steps",
+        ):
             _checks.positive_int(name, getattr(self, name))
         _checks.discount("gamma", self.gamma)
         _checks.discount("gae_lambda", self.gae_lambda, allow_one=True)
         _checks.positive("max_kl", self.max_kl)
         _checks.positive("damping", self.damping, strict=False)
-        _checks.interval("backtrack_coef", self.backtrack_coef, 0.0, 1.0, low_open=True,
-                         high_open=True)
+        _checks.interval(
+            "backtrack_coef", self.backtrack_coef, 0.0, 1.0, low_open=True, high_open=True
+        )
         _checks.positive("value_learning_rate", self.value_learning_rate)
         _checks.flag("normalize_advantages", self.normalize_advantages)
         _checks.widths("hidden", self.hidden)
         if self.normalize_advantages and self.n_envs * self.n_steps < 2:
-            raise ValueError("n_envs * n_steps must be at least 2 when normalize_advantages is "
-                             "True (one normalized advantage is always 0)")
+            raise ValueError(
+                "n_envs * n_steps must be at least 2 when normalize_advantages is "
+                "True (one normalized advantage is always 0)"
+            )
 
 
 class TrainState(NamedTuple):
@@ -125,8 +145,10 @@ def surrogate(policy, obs, action, old_log_prob, advantage):
     its gradient is the policy-gradient estimate mean_i[∇ log π_θ(a_i | s_i) Â_i].
     """
     if np.shape(old_log_prob) != np.shape(advantage) or np.ndim(advantage) != 1:
-        raise ValueError(f"old_log_prob and advantage must be vectors of one shape [B], got "
-                         f"{np.shape(old_log_prob)} and {np.shape(advantage)}")
+        raise ValueError(
+            f"old_log_prob and advantage must be vectors of one shape [B], got "
+            f"{np.shape(old_log_prob)} and {np.shape(advantage)}"
+        )
     if np.shape(obs)[0] != np.shape(advantage)[0]:
         raise ValueError(f"obs must have B = {np.shape(advantage)[0]} rows, got {np.shape(obs)}")
     log_prob = jax.vmap(policy.log_prob, (None, 0, 0))
@@ -174,8 +196,7 @@ class LineSearch(NamedTuple):
     n_tried: jax.Array
 
 
-def _check_line_search(objective, kl, params, full_step, max_kl, backtrack_coef,
-                       backtrack_iters):
+def _check_line_search(objective, kl, params, full_step, max_kl, backtrack_coef, backtrack_iters):
     """The arguments of :func:`line_search` and :func:`line_search_loop`, refused by name;
     traced values (inside the jitted update) get their shapes checked only."""
     for name, f in (("objective", objective), ("kl", kl)):
@@ -189,15 +210,17 @@ def _check_line_search(objective, kl, params, full_step, max_kl, backtrack_coef,
     _checks.finite("full_step", full_step)
     n = ravel_pytree(params)[0].shape[0]
     if np.shape(full_step) != (n,):
-        raise ValueError(f"full_step must be a flat vector of shape ({n},), "
-                         f"got {np.shape(full_step)}")
+        raise ValueError(
+            f"full_step must be a flat vector of shape ({n},), got {np.shape(full_step)}"
+        )
     _checks.positive("max_kl", max_kl)
     _checks.interval("backtrack_coef", backtrack_coef, 0.0, 1.0, low_open=True, high_open=True)
     _checks.positive_int("backtrack_iters", backtrack_iters)
 
 
-def line_search(objective, kl, params, full_step, max_kl, *, backtrack_coef=0.5,
-                backtrack_iters: int = 10) -> LineSearch:
+def line_search(
+    objective, kl, params, full_step, max_kl, *, backtrack_coef=0.5, backtrack_iters: int = 10
+) -> LineSearch:
     r"""Backtracking line search on the trust region: the first k = 0, …, K − 1 with
 
         objective(θ + bᵏ Δ) > objective(θ)   and   kl(θ, θ + bᵏ Δ) ≤ δ,
@@ -209,8 +232,7 @@ def line_search(objective, kl, params, full_step, max_kl, *, backtrack_coef=0.5,
     passes, θ is kept. Pure and jittable (``objective`` and ``kl`` are pure
     functions of parameter pytrees; ``kl`` as in ``rlbook.natural``).
     """
-    _check_line_search(objective, kl, params, full_step, max_kl, backtrack_coef,
-                       backtrack_iters)
+    _check_line_search(objective, kl, params, full_step, max_kl, backtrack_coef, backtrack_iters)
     flat, unravel = ravel_pytree(params)
     fractions = jnp.asarray(backtrack_coef, flat.dtype) ** jnp.arange(backtrack_iters)
     base = objective(params)
@@ -225,15 +247,21 @@ def line_search(objective, kl, params, full_step, max_kl, *, backtrack_coef=0.5,
     k = jnp.argmax(ok)
     take = lambda x: jnp.where(accepted, x[k], jnp.zeros((), x.dtype))  # noqa: E731
     new_flat = jnp.where(accepted, flat + fractions[k] * full_step, flat)
-    return LineSearch(unravel(new_flat), accepted, take(fractions), take(kls),
-                      take(improvement), jnp.where(accepted, k + 1, backtrack_iters))
+    return LineSearch(
+        unravel(new_flat),
+        accepted,
+        take(fractions),
+        take(kls),
+        take(improvement),
+        jnp.where(accepted, k + 1, backtrack_iters),
+    )
 
 
-def line_search_loop(objective, kl, params, full_step, max_kl, *, backtrack_coef=0.5,
-                     backtrack_iters: int = 10) -> LineSearch:
+def line_search_loop(
+    objective, kl, params, full_step, max_kl, *, backtrack_coef=0.5, backtrack_iters: int = 10
+) -> LineSearch:
     """:func:`line_search` as the plain loop of ``tr-alg-trpo``: try b⁰, b¹, … in turn."""
-    _check_line_search(objective, kl, params, full_step, max_kl, backtrack_coef,
-                       backtrack_iters)
+    _check_line_search(objective, kl, params, full_step, max_kl, backtrack_coef, backtrack_iters)
     flat, unravel = ravel_pytree(params)
     base = objective(params)
     fraction = 1.0
@@ -241,13 +269,18 @@ def line_search_loop(objective, kl, params, full_step, max_kl, *, backtrack_coef
         candidate = unravel(flat + fraction * full_step)
         improvement = objective(candidate) - base
         d = kl(params, candidate)
-        if improvement > 0 and d <= max_kl:         # improves L and stays in the region
-            return LineSearch(candidate, jnp.asarray(True), jnp.asarray(fraction),
-                              jnp.asarray(d), jnp.asarray(improvement), jnp.asarray(k + 1))
-        fraction *= backtrack_coef                   # shrink and try again
+        if improvement > 0 and d <= max_kl:  # improves L and stays in the region
+            return LineSearch(
+                candidate,
+                jnp.asarray(True),
+                jnp.asarray(fraction),
+                jnp.asarray(d),
+                jnp.asarray(improvement),
+                jnp.asarray(k + 1),
+            )
+        fraction *= backtrack_coef  # shrink and try again
     zero = jnp.zeros((), flat.dtype)
-    return LineSearch(params, jnp.asarray(False), zero, zero, zero,
-                      jnp.asarray(backtrack_iters))
+    return LineSearch(params, jnp.asarray(False), zero, zero, zero, jnp.asarray(backtrack_iters))
 
 
 # --------------------------------------------------------------------------- one update
@@ -268,15 +301,31 @@ def update(params, policy, obs, action, advantage, max_kl, config: Config):
     β s is then cut back by :func:`line_search`.
     """
     old_log_prob = jax.lax.stop_gradient(
-        jax.vmap(policy.log_prob, (None, 0, 0))(params, obs, action))
+        jax.vmap(policy.log_prob, (None, 0, 0))(params, obs, action)
+    )
     L = surrogate(policy, obs, action, old_log_prob, advantage)
     kl = mean_kl(policy, obs)
     g = jax.grad(L)(params)
-    nat = natural.natural_step(kl, params, g, max_kl=max_kl, damping=config.damping,
-                               max_iter=config.cg_iters, tol=1e-10, on_nonpositive="stop")
+    nat = natural.natural_step(
+        kl,
+        params,
+        g,
+        max_kl=max_kl,
+        damping=config.damping,
+        max_iter=config.cg_iters,
+        tol=1e-10,
+        on_nonpositive="stop",
+    )
     full_step = nat.step_size * nat.direction
-    ls = line_search(L, kl, params, full_step, max_kl, backtrack_coef=config.backtrack_coef,
-                     backtrack_iters=config.backtrack_iters)
+    ls = line_search(
+        L,
+        kl,
+        params,
+        full_step,
+        max_kl,
+        backtrack_coef=config.backtrack_coef,
+        backtrack_iters=config.backtrack_iters,
+    )
     return ls.params, ls, nat
 
 
@@ -296,10 +345,12 @@ def make_step(config: Config):
     env, env_params, policy, value_opt = components(config)
 
     def step(state: TrainState, key, max_kl):
-        env_state, traj, episodes = rollouts.collect(key, policy, state.params["policy"], env,
-                                                     env_params, state.env, config.n_steps)
-        adv, target = actor_critic.targets(state.params["value"], traj, config.gamma,
-                                           config.gae_lambda)
+        env_state, traj, episodes = rollouts.collect(
+            key, policy, state.params["policy"], env, env_params, state.env, config.n_steps
+        )
+        adv, target = actor_critic.targets(
+            state.params["value"], traj, config.gamma, config.gae_lambda
+        )
         flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
         obs, action, adv, target = flat(traj.obs), flat(traj.action), flat(adv), flat(target)
         if config.normalize_advantages:
@@ -314,8 +365,8 @@ def make_step(config: Config):
             return (optax.apply_updates(phi, updates), opt_state), loss
 
         (phi, value_opt_state), losses = jax.lax.scan(
-            critic_step, (state.params["value"], state.value_opt_state), None,
-            config.value_steps)
+            critic_step, (state.params["value"], state.value_opt_state), None, config.value_steps
+        )
         metrics = {
             "return_sum": jnp.sum(episodes.returns),
             "episodes": jnp.sum(episodes.done),
@@ -335,10 +386,15 @@ def init_state(key, config: Config) -> TrainState:
     """Fresh θ (the policy's ``init``), φ (an MLP ``obs_dim → hidden → 1``), Adam state, envs."""
     env, env_params, policy, value_opt = components(config)
     k_pi, k_v, k_env = jax.random.split(key, 3)
-    params = {"policy": policy.init(k_pi),
-              "value": nets.mlp_init(k_v, (env.obs_dim, *config.hidden, 1), final_scale=1.0)}
-    return TrainState(params, value_opt.init(params["value"]),
-                      rollouts.init(k_env, env, env_params, config.n_envs))
+    params = {
+        "policy": policy.init(k_pi),
+        "value": nets.mlp_init(k_v, (env.obs_dim, *config.hidden, 1), final_scale=1.0),
+    }
+    return TrainState(
+        params,
+        value_opt.init(params["value"]),
+        rollouts.init(k_env, env, env_params, config.n_envs),
+    )
 
 
 def make_train(config: Config):
@@ -358,7 +414,8 @@ def make_train(config: Config):
             _checks.positive("max_kl", max_kl)
         k_init, k_updates = jax.random.split(key)
         state = init_state(k_init, config)
-        return jax.lax.scan(lambda s, k: step(s, k, delta), state,
-                            jax.random.split(k_updates, config.n_updates))
+        return jax.lax.scan(
+            lambda s, k: step(s, k, delta), state, jax.random.split(k_updates, config.n_updates)
+        )
 
     return train
