@@ -58,7 +58,8 @@ def test_the_book_builds_with_every_cell_executed(built_book):
 def test_a_failing_check_fails_the_build_and_names_chapter_and_cell(tmp_path):
     pages = {
         "intro": "# A throw-away book\n\nNothing to execute here.\n",
-        "broken": HEADER + textwrap.dedent("""\
+        "broken": HEADER
+        + textwrap.dedent("""\
             # A chapter whose check fails
 
             ```{code-cell} ipython3
@@ -69,7 +70,8 @@ def test_a_failing_check_fails_the_build_and_names_chapter_and_cell(tmp_path):
             assert x == 3, "a false claim"
             ```
             """),
-        "noisy": HEADER + textwrap.dedent("""\
+        "noisy": HEADER
+        + textwrap.dedent("""\
             # A chapter that writes to stderr
 
             ```{code-cell} ipython3
@@ -77,7 +79,8 @@ def test_a_failing_check_fails_the_build_and_names_chapter_and_cell(tmp_path):
             print("something went wrong", file=sys.stderr)
             ```
             """),
-        "latefail": HEADER + textwrap.dedent("""\
+        "latefail": HEADER
+        + textwrap.dedent("""\
             # A chapter whose figure fails to draw after its cell ran
 
             ```{code-cell} ipython3
@@ -103,7 +106,8 @@ def test_the_downloaded_notebook_holds_each_line_once(tmp_path):
     """Streams are merged on the page, and the notebook keeps exactly what the kernel sent."""
     pages = {
         "intro": "# A throw-away book\n\nNothing to execute here.\n",
-        "streams": HEADER + textwrap.dedent("""\
+        "streams": HEADER
+        + textwrap.dedent("""\
             # A chapter that prints in chunks
 
             ```{code-cell} ipython3
@@ -139,11 +143,19 @@ def test_chapter_modules_follow_imports_through_the_package(tmp_path):
     (pkg / "agents" / "base.py").write_text("from .. import nets\n")
     (pkg / "agents" / "ppo.py").write_text("from .base import thing\nfrom rlbook.mdp import x\n")
     (tmp_path / "book").mkdir()
-    (tmp_path / "book" / "c.md").write_text(HEADER + "\n```{code-cell} ipython3\n%matplotlib "
-                                            "inline\nfrom rlbook.agents import ppo\n```\n")
+    (tmp_path / "book" / "c.md").write_text(
+        HEADER + "\n```{code-cell} ipython3\n%matplotlib "
+        "inline\nfrom rlbook.agents import ppo\n```\n"
+    )
     got = {p.relative_to(pkg).as_posix() for p in book.chapter_modules(tmp_path, "book/c.md")}
-    assert got == {"__init__.py", "agents/__init__.py", "agents/ppo.py", "agents/base.py",
-                   "nets.py", "mdp.py"}
+    assert got == {
+        "__init__.py",
+        "agents/__init__.py",
+        "agents/ppo.py",
+        "agents/base.py",
+        "nets.py",
+        "mdp.py",
+    }
 
 
 def test_the_cache_is_keyed_per_chapter_on_what_it_imports(tmp_path, monkeypatch):
@@ -156,11 +168,14 @@ def test_the_cache_is_keyed_per_chapter_on_what_it_imports(tmp_path, monkeypatch
     (pkg / "m.py").write_text("x = 1\n")
     (pkg / "n.py").write_text("y = 1\n")
     (tmp_path / "requirements.txt").write_text("numpy==2.0\n")
-    make_book(tmp_path, {
-        "intro": "# Intro\n",
-        "a": HEADER + "# A\n\n```{code-cell} ipython3\nfrom rlbook import m\n```\n",
-        "b": HEADER + "# B\n\n```{code-cell} ipython3\nfrom rlbook.n import y\n```\n",
-    })
+    make_book(
+        tmp_path,
+        {
+            "intro": "# Intro\n",
+            "a": HEADER + "# A\n\n```{code-cell} ipython3\nfrom rlbook import m\n```\n",
+            "b": HEADER + "# B\n\n```{code-cell} ipython3\nfrom rlbook.n import y\n```\n",
+        },
+    )
     assert book.prepare_cache(tmp_path, cold=False) == "no cache yet"
     assert book.prepare_cache(tmp_path, cold=False) == ""
     (pkg / "m.py").write_text("x = 2\n")
@@ -177,8 +192,11 @@ def test_the_cache_is_keyed_per_chapter_on_what_it_imports(tmp_path, monkeypatch
 
 def test_every_chapter_file_is_in_the_table_of_contents():
     listed = {ROOT / c for c in book.chapters(ROOT)}
-    pages = {p for p in (ROOT / "book").rglob("*.md") if not any(x.startswith("_") for x in
-                                                                 p.relative_to(ROOT).parts)}
+    pages = {
+        p
+        for p in (ROOT / "book").rglob("*.md")
+        if not any(x.startswith("_") for x in p.relative_to(ROOT).parts)
+    }
     assert pages == listed, f"not in _toc.yml: {sorted(map(str, pages - listed))}"
 
 
@@ -186,7 +204,7 @@ def test_notebooks_are_plain_ipynb_with_the_chapters_code(tmp_path):
     written = book.notebooks(ROOT, tmp_path)
     executable = [c for c in book.chapters(ROOT) if book.is_notebook(ROOT / c)]
     assert len(written) == len(executable) > 0
-    for chapter, path in zip(executable, written):
+    for chapter, path in zip(executable, written, strict=True):
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
         source = [c.source for c in jupytext.read(ROOT / chapter).cells if c.cell_type == "code"]
@@ -203,20 +221,98 @@ def test_chapters_run_with_a_one_thread_xla_pool(monkeypatch):
 
 
 def test_progress_prints_one_line_per_chapter_with_what_remains(tmp_path):
-    make_book(tmp_path, {"intro": "# Intro\n",
-                         "a": HEADER + "# A\n\n```{code-cell} ipython3\nx = 1\n```\n",
-                         "b": HEADER + "# B\n\n```{code-cell} ipython3\nx = 2\n```\n"})
+    make_book(
+        tmp_path,
+        {
+            "intro": "# Intro\n",
+            "a": HEADER + "# A\n\n```{code-cell} ipython3\nx = 1\n```\n",
+            "b": HEADER + "# B\n\n```{code-cell} ipython3\nx = 2\n```\n",
+        },
+    )
     (tmp_path / "_build").mkdir()
     (tmp_path / book.TIMES_FILE).write_text('{"book/a": 10.0, "book/b": 32.0}')
     lines: list[str] = []
     progress = book.Progress(tmp_path, write=lines.append)
-    for line in ["reading sources... [ 33%] book/intro\n",
-                 "reading sources... [ 66%] book/a\n",
-                 "/x/book/a.md: Executing notebook using local CWD [mystnb]\n",
-                 "/x/book/a.md: Executed notebook in 9.50 seconds [mystnb]\n",
-                 "reading sources... [100%] book/b\n",
-                 "/x/book/b.md: Using cached notebook: ID=2 [mystnb]\n"]:
+    for line in [
+        "reading sources... [ 33%] book/intro\n",
+        "reading sources... [ 66%] book/a\n",
+        "/x/book/a.md: Executing notebook using local CWD [mystnb]\n",
+        "/x/book/a.md: Executed notebook in 9.50 seconds [mystnb]\n",
+        "reading sources... [100%] book/b\n",
+        "/x/book/b.md: Using cached notebook: ID=2 [mystnb]\n",
+    ]:
         progress.feed(line)
-    assert lines == ["[ 1/2] book/a: executing (last build: 10 s)",
-                     "[ 1/2] book/a: executed in 9.5 s; about 32 s of chapters left",
-                     "[ 2/2] book/b: unchanged, taken from the execution cache"]
+    assert lines == [
+        "[ 1/2] book/a: executing (last build: 10 s)",
+        "[ 1/2] book/a: executed in 9.5 s; about 32 s of chapters left",
+        "[ 2/2] book/b: unchanged, taken from the execution cache",
+    ]
+
+
+def _package_source():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "package_source", ROOT / "book" / "_ext" / "package_source.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_package_source_shows_the_function_from_its_file():
+    import ast
+    import inspect
+    import re
+
+    from rlbook import mdp, returns
+    from rlbook.agents import reinforce
+
+    ps = _package_source()
+    # Without the docstring: exactly the function's lines less the docstring's.
+    path, first, last, code = ps.source_lines("rlbook.mdp.return_second_moment")
+    lines, start = inspect.getsourcelines(mdp.return_second_moment)
+    assert path == ROOT / "code" / "rlbook" / "mdp.py"
+    assert (first, last) == (start, start + len(lines) - 1)
+    doc = ast.get_docstring(ast.parse("".join(lines)).body[0], clean=False)
+    assert doc and doc.splitlines()[0] not in code
+    assert code.startswith("def return_second_moment(")
+    assert code.splitlines()[-1] == lines[-1].rstrip("\n")
+    # With it: the source as inspect reads it.
+    _, _, _, full = ps.source_lines("rlbook.returns.gae", docstring=True)
+    assert full == inspect.getsource(returns.gae).rstrip("\n")
+    # From a line on, dedented.
+    _, first_at, _, tail = ps.source_lines(
+        "rlbook.agents.reinforce.update_loop", start_at="env, env_params"
+    )
+    assert tail.startswith("env, env_params")
+    body, start = inspect.getsourcelines(reinforce.update_loop)
+    assert "env, env_params" in body[first_at - start]
+    # A method of a class.
+    _, _, _, method = ps.source_lines("rlbook.envs.CartPole.step", docstring=True)
+    assert re.match(r"def step\(self", method)
+    for bad, kw in [
+        ("rlbook.nomodule.f", {}),
+        ("rlbook.mdp.no_such_function", {}),
+        ("rlbook.mdp.return_second_moment", {"start_at": "no such text"}),
+    ]:
+        with pytest.raises(ValueError, match="rlbook-source"):
+            ps.source_lines(bad, **kw)
+
+
+def test_every_shown_function_resolves():
+    """Each ``rlbook-source`` directive of a chapter names an object and a line that exist."""
+    import re
+
+    ps = _package_source()
+    pattern = re.compile(r"```\{rlbook-source\} (\S+)\n((?::[\w-]+:.*\n)*)```")
+    found = 0
+    for chapter in sorted((ROOT / "book").glob("*.md")):
+        for name, opts in pattern.findall(chapter.read_text()):
+            options = dict(re.findall(r":([\w-]+):\s*(.*)", opts))
+            ps.source_lines(
+                name, docstring="docstring" in options, start_at=options.get("start-at")
+            )
+            found += 1
+        assert "inspect.getsource" not in chapter.read_text(), chapter.name
+    assert found >= 25
