@@ -27,10 +27,12 @@ def explicit_jacobian(f, params, *args):
     leaves, treedef = jax.tree_util.tree_flatten(params)
     blocks = []
     for i, leaf in enumerate(leaves):
+
         def f_leaf(x, i=i):
             new = list(leaves)
             new[i] = x
             return jnp.ravel(f(jax.tree_util.tree_unflatten(treedef, new), *args))
+
         J = jax.jacfwd(f_leaf)(leaf)
         blocks.append(np.asarray(J).reshape(J.shape[0], -1))
     return np.concatenate(blocks, axis=1)
@@ -59,8 +61,9 @@ def test_ntk_against_finite_differences():
     theta, unravel = jax.flatten_util.ravel_pytree(params)
     f = lambda t: np.ravel(mlp_q(unravel(t), x))  # noqa: E731
     h = 1e-6
-    J = np.stack([(f(theta + h * e) - f(theta - h * e)) / (2 * h)
-                  for e in np.eye(theta.size)], axis=1)
+    J = np.stack(
+        [(f(theta + h * e) - f(theta - h * e)) / (2 * h) for e in np.eye(theta.size)], axis=1
+    )
     np.testing.assert_allclose(ntk.empirical_ntk(mlp_q, params, x), J @ J.T, rtol=1e-6, atol=1e-8)
 
 
@@ -88,8 +91,10 @@ def test_linearized_step_is_exact_for_linear_models():
 
 def np_modulus(K, rho, alpha, gamma):
     M = alpha * K * rho[None, :]
-    return max(sum(abs((i == j) - M[i, j]) + gamma * abs(M[i, j]) for j in range(len(rho)))
-               for i in range(len(rho)))
+    return max(
+        sum(abs((i == j) - M[i, j]) + gamma * abs(M[i, j]) for j in range(len(rho)))
+        for i in range(len(rho))
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -108,7 +113,9 @@ def test_contraction_modulus_bounds_the_measured_contraction(seed, gamma, scale)
 
     def U(q):
         q = q.reshape(S, A)
-        return (q + alpha * (K @ (rho * (mdp.bellman_opt_q(m, q) - q).ravel())).reshape(S, A)).ravel()
+        return (
+            q + alpha * (K @ (rho * (mdp.bellman_opt_q(m, q) - q).ravel())).reshape(S, A)
+        ).ravel()
 
     for _ in range(20):
         q1, q2 = rng.normal(size=n) * 5, rng.normal(size=n) * 5
@@ -137,8 +144,10 @@ def test_dominance_ratio_against_numpy():
     rng = np.random.default_rng(6)
     F = rng.normal(size=(4, 4))
     K, rho = F @ F.T, rng.dirichlet(np.ones(4))
-    want = max(sum(abs(K[i, j]) * rho[j] for j in range(4) if j != i) / (K[i, i] * rho[i])
-               for i in range(4))
+    want = max(
+        sum(abs(K[i, j]) * rho[j] for j in range(4) if j != i) / (K[i, i] * rho[i])
+        for i in range(4)
+    )
     assert float(ntk.dominance_ratio(K, rho)) == pytest.approx(want, rel=1e-12)
 
 
@@ -149,15 +158,17 @@ def test_preqn_moves_the_batch_by_alpha_delta():
     params = {"w": jnp.asarray(rng.normal(size=9)), "b": jnp.asarray(0.0)}
     delta = rng.normal(size=5)
     new = ntk.preqn_step(linear_model, params, delta, 0.4, phi)
-    np.testing.assert_allclose(linear_model(new, phi) - linear_model(params, phi), 0.4 * delta,
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        linear_model(new, phi) - linear_model(params, phi), 0.4 * delta, atol=1e-10
+    )
     # an MLP: J times the direction is δ exactly; the function moves by αδ + O(α²)
     params = small_mlp(8, (3, 16, 1))
     x = rng.normal(size=(6, 3))
     f = lambda p, x: mlp_q(p, x)[:, 0]  # noqa: E731
     J = np.asarray(ntk.jacobian(f, params, x))
-    np.testing.assert_allclose(J @ ntk.preqn_direction(J, delta[:5].repeat(2)[:6]),
-                               delta[:5].repeat(2)[:6], atol=1e-9)
+    np.testing.assert_allclose(
+        J @ ntk.preqn_direction(J, delta[:5].repeat(2)[:6]), delta[:5].repeat(2)[:6], atol=1e-9
+    )
     d6 = rng.normal(size=6)
     errs = []
     for a in (1e-2, 5e-3):
@@ -199,27 +210,56 @@ def test_heavy_ball_rate_against_polynomial_roots_and_the_companion_matrix():
     alpha, beta = 0.4, 0.6
     eig = np.linalg.eigvals(M)
     rates = np.asarray(ntk.heavy_ball_rate(eig, alpha, beta))
-    for lam, r in zip(eig, rates):
+    for lam, r in zip(eig, rates, strict=True):
         assert r == pytest.approx(np.max(np.abs(np.roots([1, -(1 + beta - alpha * lam), beta]))))
     C = np.block([[(1 + beta) * np.eye(n) - alpha * M, -beta * np.eye(n)], [np.eye(n), 0 * M]])
     assert rates.max() == pytest.approx(np.max(np.abs(np.linalg.eigvals(C))), rel=1e-10)
+
+
+def test_heavy_ball_roots_are_the_companion_matrix_eigenvalues():
+    """Over random M, α, β: the 2n roots are the eigenvalues of the 2n × 2n iteration."""
+    rng = np.random.default_rng(12)
+    for _ in range(50):
+        n = int(rng.integers(1, 7))
+        M = rng.normal(size=(n, n)) * rng.uniform(0.1, 1.0) + rng.uniform(0, 2) * np.eye(n)
+        alpha, beta = rng.uniform(0.01, 1.0), rng.uniform(0.0, 0.99)
+        eig = np.linalg.eigvals(M)
+        roots = np.asarray(ntk.heavy_ball_roots(eig, alpha, beta))
+        assert roots.shape == (n, 2)
+        C = np.block([[(1 + beta) * np.eye(n) - alpha * M, -beta * np.eye(n)], [np.eye(n), 0 * M]])
+        companion = np.linalg.eigvals(C)
+        # every root is an eigenvalue of C and every eigenvalue of C is a root
+        d = np.abs(roots.ravel()[:, None] - companion[None, :])
+        assert d.min(1).max() < 1e-6 and d.min(0).max() < 1e-6
+        np.testing.assert_allclose(np.prod(roots, -1), beta, atol=1e-12)  # Vieta
+        np.testing.assert_allclose(np.sum(roots, -1), 1 + beta - alpha * eig, atol=1e-12)
+        np.testing.assert_allclose(
+            np.asarray(ntk.heavy_ball_rate(eig, alpha, beta)), np.abs(roots).max(-1), rtol=1e-15
+        )
+    # broadcast over eigenvalues, step sizes and momenta
+    shape = ntk.heavy_ball_roots(np.ones((3, 1, 4)), np.ones((3, 1, 1)), np.ones((1, 5, 1))).shape
+    assert shape == (3, 5, 4, 2)
 
 
 def test_padded_mlp_is_the_narrow_mlp():
     key = jax.random.PRNGKey(12)
     full = ntk.padded_mlp_init(key, 3, 2, 2, 8, 8, dtype=jnp.float64)
     ref = nets.mlp_init(key, [3, 8, 8, 2], dtype=jnp.float64)
-    for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(ref)):
+    for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(ref), strict=True):
         np.testing.assert_array_equal(a, b)
-    padded = jax.jit(ntk.padded_mlp_init, static_argnums=(1, 2, 3, 4),
-                     static_argnames="dtype")(key, 3, 2, 2, 8, jnp.asarray(5), dtype=jnp.float64)
-    narrow = [{"w": padded[0]["w"][:, :5], "b": padded[0]["b"][:5]},
-              {"w": padded[1]["w"][:5, :5], "b": padded[1]["b"][:5]},
-              {"w": padded[2]["w"][:5], "b": padded[2]["b"]}]
+    padded = jax.jit(ntk.padded_mlp_init, static_argnums=(1, 2, 3, 4), static_argnames="dtype")(
+        key, 3, 2, 2, 8, jnp.asarray(5), dtype=jnp.float64
+    )
+    narrow = [
+        {"w": padded[0]["w"][:, :5], "b": padded[0]["b"][:5]},
+        {"w": padded[1]["w"][:5, :5], "b": padded[1]["b"][:5]},
+        {"w": padded[2]["w"][:5], "b": padded[2]["b"]},
+    ]
     x = np.random.default_rng(12).normal(size=(6, 3))
     np.testing.assert_allclose(mlp_q(padded, x), mlp_q(narrow, x), atol=1e-12)
-    np.testing.assert_allclose(ntk.empirical_ntk(mlp_q, padded, x),
-                               ntk.empirical_ntk(mlp_q, narrow, x), atol=1e-12)
+    np.testing.assert_allclose(
+        ntk.empirical_ntk(mlp_q, padded, x), ntk.empirical_ntk(mlp_q, narrow, x), atol=1e-12
+    )
     # the padding gets zero gradient, so it stays zero under training
     g = jax.grad(lambda p: jnp.sum(mlp_q(p, x) ** 2))(padded)
     assert np.all(np.asarray(g[0]["w"][:, 5:]) == 0) and np.all(np.asarray(g[1]["w"][5:]) == 0)
@@ -232,21 +272,35 @@ def test_offline_q_semi_gradient_update_matches_the_generic_step():
     m = mdp.garnet(jax.random.PRNGKey(2), 4, 2, branching=2, gamma=0.9, dtype=jnp.float32)
     obs = jnp.asarray(np.random.default_rng(13).normal(size=(4, 3)), jnp.float32)
     # every pair once, so the batch kernel is invertible
-    data = {"s": jnp.repeat(jnp.arange(4), 2), "a": jnp.tile(jnp.arange(2), 4),
-            "r": m.r.ravel(), "s_next": jnp.asarray([1, 2, 3, 0, 2, 3, 0, 1])}
+    data = {
+        "s": jnp.repeat(jnp.arange(4), 2),
+        "a": jnp.tile(jnp.arange(2), 4),
+        "r": m.r.ravel(),
+        "s_next": jnp.asarray([1, 2, 3, 0, 2, 3, 0, 1]),
+    }
     cfg = ntk.OfflineQConfig(lr=0.2, hidden=(6,))
     params = nets.mlp_init(jax.random.PRNGKey(4), [3, 6, 2])
     got = ntk.update(cfg, params, params, data, obs, m.gamma)
     # the same step from semi_gradient_step: ρ puts 1/B on each sampled pair
-    delta = ntk.targets(params, data, obs, m.gamma) - ntk.q_values(params, obs[data["s"]])[
-        jnp.arange(8), data["a"]]
+    delta = (
+        ntk.targets(params, data, obs, m.gamma)
+        - ntk.q_values(params, obs[data["s"]])[jnp.arange(8), data["a"]]
+    )
     f = lambda p: ntk.q_values(p, obs[data["s"]])[jnp.arange(8), data["a"]]  # noqa: E731
-    want = ntk.semi_gradient_step(lambda p: f(p), params, jnp.full(8, 1 / 8, jnp.float32), delta, 0.2)
-    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+    want = ntk.semi_gradient_step(
+        lambda p: f(p), params, jnp.full(8, 1 / 8, jnp.float32), delta, 0.2
+    )
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     # and PreQN moves the batch by α δ to first order
-    new = ntk.update(ntk.OfflineQConfig(method="preqn", lr=1e-3, hidden=(6,), damping=0.0),
-                     params, params, data, obs, m.gamma)
+    new = ntk.update(
+        ntk.OfflineQConfig(method="preqn", lr=1e-3, hidden=(6,), damping=0.0),
+        params,
+        params,
+        data,
+        obs,
+        m.gamma,
+    )
     moved = np.asarray(f(new) - f(params))
     np.testing.assert_allclose(moved, 1e-3 * np.asarray(delta), rtol=0.05, atol=2e-5)
 
@@ -256,10 +310,12 @@ def test_make_train_runs_both_methods_and_vmaps_over_seeds():
     obs = jnp.eye(4, dtype=jnp.float32)
     data = ntk.sample_dataset(jax.random.PRNGKey(6), m, jnp.full((4, 2), 1 / 8), 64)
     for method in ("semi-gradient", "preqn"):
-        cfg = ntk.OfflineQConfig(method=method, lr=0.3, hidden=(16,), batch_size=8, n_steps=300,
-                                 log_every=100)
+        cfg = ntk.OfflineQConfig(
+            method=method, lr=0.3, hidden=(16,), batch_size=8, n_steps=300, log_every=100
+        )
         _, met = jax.jit(jax.vmap(ntk.make_train(cfg, m, obs, data)))(
-            jax.random.split(jax.random.PRNGKey(7), 2))
+            jax.random.split(jax.random.PRNGKey(7), 2)
+        )
         assert met["error"].shape == (2, 3)
         # deterministic MDP, full coverage: both approach Q*
         assert np.all(np.asarray(met["error"][:, -1]) < np.asarray(met["error"][:, 0]))
@@ -298,8 +354,14 @@ def test_bad_input_raises_value_error_naming_the_argument():
     with pytest.raises(ValueError, match="delta must have shape"):
         ntk.preqn_direction(np.ones((2, 3)), np.ones(3))
     with pytest.raises(ValueError, match="rho and delta"):
-        ntk.semi_gradient_step(linear_model, {"w": jnp.ones(2), "b": jnp.zeros(())},
-                               np.ones(2), np.ones(3), 0.1, np.ones((3, 2)))
+        ntk.semi_gradient_step(
+            linear_model,
+            {"w": jnp.ones(2), "b": jnp.zeros(())},
+            np.ones(2),
+            np.ones(3),
+            0.1,
+            np.ones((3, 2)),
+        )
     with pytest.raises(ValueError, match="width must be an integer"):
         ntk.padded_mlp_init(jax.random.PRNGKey(0), 2, 1, 1, 4, 5)
     with pytest.raises(ValueError, match="beta"):
@@ -309,10 +371,14 @@ def test_bad_input_raises_value_error_naming_the_argument():
         ntk.linear_td(m, mdp.uniform_policy(m), np.ones((4, 2)), np.full(3, 1 / 3))
     with pytest.raises(ValueError, match="d must have shape"):
         ntk.linear_td(m, mdp.uniform_policy(m), np.ones((3, 2)), np.full(4, 1 / 4))
-    for field, kwargs in [("method", {"method": "adam"}), ("lr", {"lr": 0.0}),
-                          ("batch_size", {"batch_size": 0}), ("hidden", {"hidden": ()}),
-                          ("log_every", {"n_steps": 10, "log_every": 3}),
-                          ("damping", {"damping": -1.0})]:
+    for field, kwargs in [
+        ("method", {"method": "adam"}),
+        ("lr", {"lr": 0.0}),
+        ("batch_size", {"batch_size": 0}),
+        ("hidden", {"hidden": ()}),
+        ("log_every", {"n_steps": 10, "log_every": 3}),
+        ("damping", {"damping": -1.0}),
+    ]:
         with pytest.raises(ValueError, match=field):
             ntk.OfflineQConfig(**kwargs)
     with pytest.raises(ValueError, match="config must be"):

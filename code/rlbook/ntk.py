@@ -7,11 +7,13 @@ A Q-function :math:`Q_\theta` evaluated on n state–action pairs is a vector in
 :math:`\R^n`; its Jacobian :math:`J = \partial Q_\theta / \partial\theta` has
 shape [n, p]. The semi-gradient update
 
-.. math::  \theta' = \theta + \alpha J^\top D_\rho\, \delta, \qquad \delta = \T Q_\theta - Q_\theta,
+.. math::
+   \theta' = \theta + \alpha J^\top D_\rho\, \delta, \qquad \delta = \T Q_\theta - Q_\theta,
 
 moves the function, to first order in :math:`\theta' - \theta`, by
 
-.. math::  Q_{\theta'} - Q_\theta \approx \alpha K_\theta D_\rho\, \delta, \qquad K_\theta = J J^\top,
+.. math::
+   Q_{\theta'} - Q_\theta \approx \alpha K_\theta D_\rho\, \delta, \qquad K_\theta = J J^\top,
 
 where :math:`K_\theta` is the empirical neural tangent kernel (Jacot, Gabriel &
 Hongler 2018) and :math:`D_\rho = \operatorname{diag}(\rho)` the weights of the
@@ -28,6 +30,7 @@ chapter's theorems are stated in:
 ``preqn_step``                   θ + α Jᵀ (K + λ I)⁻¹ δ, the preconditioned step (PreQN)
 ``linear_td``                    A = Φᵀ D (I − γ P_π) Φ and b = Φᵀ D r_π of linear TD(0)
 ``heavy_ball_rate``              the spectral radius of linearized heavy-ball TD
+``heavy_ball_roots``             the characteristic roots of each of its modes
 ``padded_mlp_init``              an MLP of any width ≤ a maximum, zero-padded, so
                                  widths are a data axis that ``vmap`` can batch
 ``OfflineQConfig``, ``make_train``  fitted Q-iteration on a fixed off-policy
@@ -49,7 +52,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from rlbook import _checks, mdp as mdp_lib, nets
+from rlbook import _checks, nets
+from rlbook import mdp as mdp_lib
 
 __all__ = [
     "jacobian",
@@ -62,6 +66,7 @@ __all__ = [
     "preqn_step",
     "linear_td",
     "heavy_ball_rate",
+    "heavy_ball_roots",
     "padded_mlp_init",
     "OfflineQConfig",
     "make_train",
@@ -105,7 +110,7 @@ def empirical_ntk(f: Callable, params, *args) -> jax.Array:
     return J @ J.T
 
 
-_ABSENT = object()   # an argument a kernel function does not take (None is a bad value)
+_ABSENT = object()  # an argument a kernel function does not take (None is a bad value)
 
 
 def _check_kernel(K, rho=_ABSENT, delta=_ABSENT) -> None:
@@ -145,8 +150,10 @@ def semi_gradient_step(f: Callable, params, rho: jax.Array, delta: jax.Array, al
     _checks.positive("alpha", alpha)
     out, vjp = jax.vjp(lambda p: f(p, *args), params)
     if np.shape(rho) != np.shape(out) or np.shape(delta) != np.shape(out):
-        raise ValueError(f"rho and delta must have the output's shape {np.shape(out)}, "
-                         f"got {np.shape(rho)} and {np.shape(delta)}")
+        raise ValueError(
+            f"rho and delta must have the output's shape {np.shape(out)}, "
+            f"got {np.shape(rho)} and {np.shape(delta)}"
+        )
     (g,) = vjp((rho * delta).astype(out.dtype))
     return jax.tree_util.tree_map(lambda p, d: p + alpha * d, params, g)
 
@@ -195,7 +202,8 @@ def _check_solvable(K, damping) -> None:
         raise ValueError(
             f"damping=0 needs a nonsingular kernel K = J Jᵀ, but K (n = {k.shape[0]}) is "
             f"singular to {k.dtype} precision (rank < n: repeated or collinear batch entries, "
-            "or n > p); pass damping > 0")
+            "or n > p); pass damping > 0"
+        )
 
 
 def preqn_direction(J: jax.Array, delta: jax.Array, damping=0.0) -> jax.Array:
@@ -269,13 +277,14 @@ def linear_td(mdp: mdp_lib.MDP, pi: jax.Array, phi: jax.Array, d: jax.Array):
     return A, b
 
 
-def heavy_ball_rate(eigs: jax.Array, alpha, beta) -> jax.Array:
-    r"""Largest root modulus of z² − (1 + β − α λ) z + β = 0 for each eigenvalue λ.
+def heavy_ball_roots(eigs: jax.Array, alpha, beta) -> jax.Array:
+    r"""Both roots of z² − (1 + β − α λ) z + β = 0 for each eigenvalue λ.
 
     The linearized heavy-ball iteration e_{k+1} = ((1 + β) I − α M) e_k − β e_{k−1}
     decouples along the eigenvectors of M; each mode is a scalar second-order
-    recurrence whose characteristic roots are these. The iteration converges
-    iff every returned value is below 1 (theorem tdd-thm-momentum). Shape of ``eigs``.
+    recurrence whose characteristic roots are these, and the error is a combination
+    of their powers z^k. Complex, shape: the broadcast of ``eigs``, ``alpha`` and
+    ``beta``, then 2.
     """
     _checks.finite("eigs", eigs, complex_ok=True)
     _checks.positive("alpha", alpha)
@@ -283,14 +292,33 @@ def heavy_ball_rate(eigs: jax.Array, alpha, beta) -> jax.Array:
     lam = jnp.asarray(eigs).astype(jnp.result_type(complex))
     b = 1.0 + beta - alpha * lam
     disc = jnp.sqrt(b * b - 4.0 * beta)
-    return jnp.maximum(jnp.abs((b + disc) / 2), jnp.abs((b - disc) / 2))
+    return jnp.stack([(b + disc) / 2, (b - disc) / 2], axis=-1)
+
+
+def heavy_ball_rate(eigs: jax.Array, alpha, beta) -> jax.Array:
+    r"""Largest root modulus of z² − (1 + β − α λ) z + β = 0 for each eigenvalue λ.
+
+    The larger modulus of :func:`heavy_ball_roots`: the rate of the slowest part of each
+    mode. The iteration converges iff every returned value is below 1 (theorem
+    tdd-thm-momentum). Shape: the broadcast of ``eigs``, ``alpha`` and ``beta``.
+    """
+    return jnp.abs(heavy_ball_roots(eigs, alpha, beta)).max(axis=-1)
 
 
 # --------------------------------------------------------------------------- width as data
 
 
-def padded_mlp_init(key: jax.Array, in_dim: int, out_dim: int, depth: int, max_width: int,
-                    width, *, final_scale: float = 1.0, dtype=jnp.float32) -> nets.Params:
+def padded_mlp_init(
+    key: jax.Array,
+    in_dim: int,
+    out_dim: int,
+    depth: int,
+    max_width: int,
+    width,
+    *,
+    final_scale: float = 1.0,
+    dtype=jnp.float32,
+) -> nets.Params:
     r"""An MLP with ``depth`` hidden layers of ``width`` units, zero-padded to ``max_width``.
 
     Weights are LeCun-normal as in :func:`rlbook.nets.mlp_init` (variance 1 /
@@ -308,17 +336,20 @@ def padded_mlp_init(key: jax.Array, in_dim: int, out_dim: int, depth: int, max_w
     _checks.positive_int("max_width", max_width)
     if _checks.is_concrete(width):
         if width is None or isinstance(width, (str, bytes, bool, np.bool_)):
-            raise ValueError(f"width must be an integer in [1, max_width={max_width}], "
-                             f"got {width!r}")
+            raise ValueError(
+                f"width must be an integer in [1, max_width={max_width}], got {width!r}"
+            )
         _checks.real("width", width)
         w = np.asarray(width)
         if w.shape != () or not (1 <= w <= max_width) or w != np.floor(w):
-            raise ValueError(f"width must be an integer in [1, max_width={max_width}], got {width!r}")
+            raise ValueError(
+                f"width must be an integer in [1, max_width={max_width}], got {width!r}"
+            )
     sizes = [in_dim] + [max_width] * depth + [out_dim]
     keys = jax.random.split(key, len(sizes) - 1)
     unit = jnp.arange(max_width) < width
     params = []
-    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True)):
         fan_in = n_in if i == 0 else width
         w_ = jax.random.normal(k, (n_in, n_out), dtype) / jnp.sqrt(fan_in).astype(dtype)
         mask_in = jnp.ones(n_in, bool) if i == 0 else unit
@@ -381,16 +412,21 @@ def sample_dataset(key: jax.Array, mdp: mdp_lib.MDP, rho: jax.Array, size: int):
     mdp_lib._check_mdp(mdp)
     S, A = mdp.n_states, mdp.n_actions
     if np.shape(rho) != (S, A):
-        raise ValueError(f"rho must have shape {(S, A)} (a distribution over pairs), "
-                         f"got {np.shape(rho)}")
+        raise ValueError(
+            f"rho must have shape {(S, A)} (a distribution over pairs), got {np.shape(rho)}"
+        )
     _checks.probabilities("rho", np.ravel(rho) if _checks.is_concrete(rho) else rho)
     _checks.positive_int("size", size)
     k_sa, k_next = jax.random.split(key)
     sa = jax.random.choice(k_sa, S * A, (size,), p=jnp.ravel(rho))
     s, a = sa // A, sa % A
     s_next = jax.random.categorical(k_next, jnp.log(mdp.P[s, a]))
-    return {"s": s.astype(jnp.int32), "a": a.astype(jnp.int32),
-            "r": mdp.r[s, a].astype(jnp.float32), "s_next": s_next.astype(jnp.int32)}
+    return {
+        "s": s.astype(jnp.int32),
+        "a": a.astype(jnp.int32),
+        "r": mdp.r[s, a].astype(jnp.float32),
+        "s_next": s_next.astype(jnp.int32),
+    }
 
 
 def targets(params_target, batch, obs: jax.Array, gamma) -> jax.Array:
@@ -399,7 +435,8 @@ def targets(params_target, batch, obs: jax.Array, gamma) -> jax.Array:
 
 
 def loss(params, params_target, batch, obs: jax.Array, gamma) -> jax.Array:
-    r"""½ mean_b (Q_θ(s_b, a_b) − stop_gradient(y_b))²; its negative gradient is the semi-gradient step."""
+    r"""½ mean_b (Q_θ(s_b, a_b) − stop_gradient(y_b))²; its negative gradient is the
+    semi-gradient step."""
     y = jax.lax.stop_gradient(targets(params_target, batch, obs, gamma))
     q = q_values(params, obs[batch["s"]])[jnp.arange(batch["s"].shape[0]), batch["a"]]
     return 0.5 * jnp.mean((q - y) ** 2)
@@ -428,14 +465,18 @@ def _check_dataset(dataset, mdp: mdp_lib.MDP) -> None:
     keys = ("s", "a", "r", "s_next")
     if not isinstance(dataset, dict) or any(k not in dataset for k in keys):
         have = sorted(dataset) if isinstance(dataset, dict) else type(dataset).__name__
-        raise ValueError(f"dataset must be a dict with keys {keys} (ntk.sample_dataset), got {have}")
+        raise ValueError(
+            f"dataset must be a dict with keys {keys} (ntk.sample_dataset), got {have}"
+        )
     n = np.shape(dataset["s"])
     if len(n) != 1 or n[0] == 0:
         raise ValueError(f"dataset['s'] must have shape [N] with N >= 1, got {n}")
     for k in keys:
         if np.shape(dataset[k]) != n:
-            raise ValueError(f"dataset['{k}'] must have the shape of dataset['s'] {n}, "
-                             f"got {np.shape(dataset[k])}")
+            raise ValueError(
+                f"dataset['{k}'] must have the shape of dataset['s'] {n}, "
+                f"got {np.shape(dataset[k])}"
+            )
     _checks.index("dataset['s']", dataset["s"], mdp.n_states, what="a state index")
     _checks.index("dataset['s_next']", dataset["s_next"], mdp.n_states, what="a state index")
     _checks.index("dataset['a']", dataset["a"], mdp.n_actions, what="an action index")
@@ -459,9 +500,11 @@ def make_train(config: OfflineQConfig, mdp: mdp_lib.MDP, obs: jax.Array, dataset
     if not isinstance(config, OfflineQConfig):
         raise ValueError(f"config must be an OfflineQConfig, got {type(config).__name__}")
     if config.method == "preqn" and config.damping == 0:
-        raise ValueError("config.damping must be > 0 with method='preqn' in make_train: "
-                         "minibatches drawn with replacement repeat pairs, so K = J Jᵀ "
-                         "can be singular")
+        raise ValueError(
+            "config.damping must be > 0 with method='preqn' in make_train: "
+            "minibatches drawn with replacement repeat pairs, so K = J Jᵀ "
+            "can be singular"
+        )
     mdp_lib._check_mdp(mdp)
     _checks.ndim("obs", obs, 2)
     if np.shape(obs)[0] != mdp.n_states:
@@ -475,7 +518,7 @@ def make_train(config: OfflineQConfig, mdp: mdp_lib.MDP, obs: jax.Array, dataset
     sizes = [obs.shape[1], *config.hidden, mdp.n_actions]
 
     def train(key, lr=None):
-        lr = jnp.asarray(config.lr if lr is None else lr, jnp.float32)   # training is float32
+        lr = jnp.asarray(config.lr if lr is None else lr, jnp.float32)  # training is float32
         k_init, k_steps = jax.random.split(key)
         params = nets.mlp_init(k_init, sizes)
 
@@ -486,7 +529,8 @@ def make_train(config: OfflineQConfig, mdp: mdp_lib.MDP, obs: jax.Array, dataset
             batch = jax.tree_util.tree_map(lambda x: x[idx], dataset)
             params = update(config, params, target, batch, obs, gamma, lr)
             target = jax.tree_util.tree_map(
-                lambda a, b: jnp.where((t + 1) % config.target_period == 0, a, b), params, target)
+                lambda a, b: jnp.where((t + 1) % config.target_period == 0, a, b), params, target
+            )
             return (params, target), None
 
         def block(carry, keys):
@@ -498,7 +542,10 @@ def make_train(config: OfflineQConfig, mdp: mdp_lib.MDP, obs: jax.Array, dataset
         n_blocks = config.n_steps // config.log_every
         keys = jax.random.split(k_steps, config.n_steps)
         ts = jnp.arange(config.n_steps)
-        inputs = (ts.reshape(n_blocks, config.log_every), keys.reshape(n_blocks, config.log_every, -1))
+        inputs = (
+            ts.reshape(n_blocks, config.log_every),
+            keys.reshape(n_blocks, config.log_every, -1),
+        )
         (params, _), metrics = jax.lax.scan(block, (params, params), inputs)
         return params, metrics
 
