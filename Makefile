@@ -4,7 +4,7 @@
 #                   the built book in headless Chromium (Debian's `chromium` package), and
 #                   every chapter executed once more at another seed (RLBOOK_SECOND_SEED,
 #                   default RLBOOK_SEED + 1): every check must pass on both streams
-#   make lint       ruff's lint and format check (code, tests, bench, book/_ext); make test runs it first
+#   make lint       ruff's lint and format check (code, bookbuild, tests, bench, book/_ext); make test runs it first
 #   make reproduce  a cold build, then every chapter executed again at the same seed and
 #                   compared with the build's outputs cell by cell; and the XLA:CPU deadlock
 #                   that rlbook's one-thread pool avoids, still there in the locked jaxlib
@@ -40,7 +40,7 @@ $(STAMP): requirements.txt pyproject.toml | $(UV)
 	touch $@
 
 book: $(STAMP)
-	$(BIN)/python -m rlbook.book
+	$(BIN)/python -m bookbuild
 
 test: $(STAMP) lint
 	@rm -f $(SKIPPED)
@@ -48,17 +48,17 @@ test: $(STAMP) lint
 	if [ -f $(SKIPPED) ]; then echo; cat $(SKIPPED); fi; exit $${status:-0}
 
 lint: $(STAMP)
-	$(BIN)/ruff check code tests bench book/_ext
-	$(BIN)/ruff format --check code tests bench book/_ext
+	$(BIN)/ruff check code bookbuild tests bench book/_ext
+	$(BIN)/ruff format --check code bookbuild tests bench book/_ext
 
 reproduce: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -m reproduce tests/test_reproducible.py tests/test_runtime.py
 
 bench: $(STAMP)
-	$(BIN)/python -m rlbook.book --cold --bench
+	$(BIN)/python -m bookbuild --cold --bench
 
 notebooks: $(STAMP)
-	$(BIN)/python -m rlbook.book --notebooks
+	$(BIN)/python -m bookbuild --notebooks
 
 lock: | $(UV)
 	$(UV) pip compile pyproject.toml --all-extras --python-version 3.11 \
@@ -72,4 +72,4 @@ clean:
 # The learning claims on 20 independent seed sets each (book/calibration.json); one
 # chapter: make calibrate CHAPTER=book/trust_regions.md
 calibrate: $(STAMP)
-	$(BIN)/python -m rlbook.book --calibrate $(if $(CHAPTER),--chapter $(CHAPTER))
+	$(BIN)/python -m bookbuild --calibrate $(if $(CHAPTER),--chapter $(CHAPTER))

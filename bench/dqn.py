@@ -1,6 +1,6 @@
 """DQN throughput on CartPole-v1: environment steps per second, one seed and five vmapped seeds.
 
-``run()`` is collected by ``make bench`` (``python -m rlbook.book --bench``). It times the
+``run()`` is collected by ``make bench`` (``python -m bookbuild --bench``). It times the
 configuration of the Q-learning chapter, shortened, and reports compile time separately
 from the run, so the figures measure the training loop, not XLA.
 """

@@ -1,6 +1,6 @@
 """REINFORCE's throughput on CartPole-v1: environment steps per second, 1 seed and 5 vmapped seeds.
 
-``run()`` returns a dict for ``make bench`` (``rlbook.book.bench`` collects it into
+``run()`` returns a dict for ``make bench`` (``bookbuild.bench`` collects it into
 ``_build/bench.json``); ``python bench/reinforce.py`` prints it. Compile time is
 measured apart from training time. "Simulated" steps are every step the scan
 executes (N environments × the 500-step horizon per update, including the steps

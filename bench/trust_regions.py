@@ -1,6 +1,6 @@
 """Throughput of the trust-region chapter's agents: environment steps per second.
 
-``run()`` returns a dict for ``make bench`` (``rlbook.book.bench`` collects it into
+``run()`` returns a dict for ``make bench`` (``bookbuild.bench`` collects it into
 ``_build/bench.json``); ``python bench/trust_regions.py`` prints it. For each of the
 policy gradient with GAE (``rlbook.agents.actor_critic``), TRPO and PPO it trains
 5 vmapped seeds on CartPole-v1 with the chapter's networks and rollout sizes and a

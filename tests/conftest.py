@@ -11,7 +11,7 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 
 ROOT = Path(__file__).resolve().parents[1]
-# The persistent compilation cache the chapter kernels share (rlbook.book.JAX_CACHE):
+# The persistent compilation cache the chapter kernels share (bookbuild.JAX_CACHE):
 # a second run of the tests reads its programs back instead of compiling them.
 jax.config.update("jax_compilation_cache_dir", str(ROOT / "_build" / "jax-cache"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
@@ -30,9 +30,9 @@ def built_book():
     """A cold build of the whole book into _build/html, shared by every test that reads it.
 
     ``RLBOOK_TEST_BUILT=1`` takes the ``_build/html`` already there (from
-    ``python -m rlbook.book``) instead: for working on the tests that read the built book.
+    ``python -m bookbuild``) instead: for working on the tests that read the built book.
     """
-    from rlbook import book
+    import bookbuild as book
 
     if os.environ.get("RLBOOK_TEST_BUILT") == "1" and (ROOT / "_build/html/index.html").exists():
         return book.BuildResult(0, "", 0.0)

@@ -48,7 +48,7 @@ import jupytext
 import nbformat
 import pytest
 
-from rlbook import book
+import bookbuild as book
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"

@@ -26,7 +26,7 @@ import jupytext
 import nbformat
 import pytest
 
-from rlbook import book
+import bookbuild as book
 
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTED = ROOT / "_build" / "jupyter_execute"

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from rlbook import book
+import bookbuild as book
 
 # Large enough that jaxlib splits each batch into tasks (over 2e5 flops per solve).
 PROGRAM = """

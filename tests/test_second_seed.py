@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from rlbook import book, seeds
+import bookbuild as book
+from rlbook import seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [c for c in book.chapters(ROOT) if book.is_notebook(ROOT / c)]

@@ -62,8 +62,6 @@ module                  holds
                         exactly jit(vmap))
 ``plotting``            shared figure helpers (the only module importing
                         matplotlib)
-``book``                the build driver behind ``make book``, ``make bench``
-                        and ``make notebooks`` (not imported by chapters)
 ======================  =======================================================
 
 Each module's docstring names the chapter that derives what it computes.

@@ -1,11 +1,14 @@
 """The build driver behind ``make book``, ``make bench`` and ``make notebooks``.
 
-``python -m rlbook.book``            build ``_build/html`` with every cell executed.
-``python -m rlbook.book --cold``     the same from an empty execution cache.
-``python -m rlbook.book --bench``    after a cold build, each chapter's execution time and
-                                     the figures of ``bench/*.py`` in ``_build/bench.json``.
-``python -m rlbook.book --notebooks``  every chapter as ``_build/notebooks/*.ipynb``.
-``python -m rlbook.book --chapter book/x.md``  execute one chapter, no HTML (fast check).
+It lives beside the package, not in it: ``rlbook`` is what the chapters import, and a change
+here re-executes no chapter.
+
+``python -m bookbuild``          build ``_build/html`` with every cell executed.
+``python -m bookbuild --cold``   the same from an empty execution cache.
+``python -m bookbuild --bench``  after a cold build, each chapter's execution time and
+                                 the figures of ``bench/*.py`` in ``_build/bench.json``.
+``python -m bookbuild --notebooks``  every chapter as ``_build/notebooks/*.ipynb``.
+``python -m bookbuild --chapter book/x.md``  execute one chapter, no HTML (fast check).
 
 Locally the execution cache (jupyter-cache) skips chapters whose code cells did
 not change. jupyter-cache keys a notebook on its code cells only, so the driver
@@ -15,7 +18,7 @@ they read, the lock and ``RLBOOK_SEED``): a change to one agent re-executes only
 chapters that import it, and no stale chapter passes. With ``CI=true`` every build
 is cold, unless ``RLBOOK_REUSE_CACHE=1`` (see :func:`reuse_cache`).
 
-``python -m rlbook.book --calibrate``  the learning claims on 20 seed sets (``make calibrate``).
+``python -m bookbuild --calibrate``  the learning claims on 20 seed sets (``make calibrate``).
 
 A failed build prints, for each failing chapter, the cell that raised (its
 index among the chapter's code cells and its first line) and the exception.
@@ -269,7 +272,7 @@ KERNEL_THREADS = {"PJRT_NPROC": "1"}
 # XLA's persistent compilation cache: a program compiled once (by the build, the second
 # execution of `make test`, calibration or a reader's kernel) is read back, not compiled
 # again. Same program, same executable: it never changes a result, only the time.
-JAX_CACHE = Path(__file__).resolve().parents[2] / "_build" / "jax-cache"
+JAX_CACHE = Path(__file__).resolve().parents[1] / "_build" / "jax-cache"
 
 
 def kernel_env(**extra: str) -> dict[str, str]:
@@ -416,7 +419,7 @@ def build(root: Path | str = ".", *, cold: bool = False, quiet: bool = False) ->
     reason = prepare_cache(root, cold)
     verbose = os.environ.get("RLBOOK_VERBOSE", "") == "1"
     if reason and not quiet:
-        print(f"rlbook.book: executing chapters ({reason}); Sphinx's log: {LOG_FILE}", flush=True)
+        print(f"bookbuild: executing chapters ({reason}); Sphinx's log: {LOG_FILE}", flush=True)
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb), "build", str(root), "--all", *JB_ARGS]
     env = kernel_env()
@@ -685,7 +688,7 @@ def format_bench(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m rlbook.book", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bookbuild", description=__doc__.split("\n")[0])
     ap.add_argument("--cold", action="store_true", help="empty the execution cache first")
     ap.add_argument("--bench", action="store_true", help="cold build, then _build/bench.json")
     ap.add_argument("--notebooks", action="store_true", help="write _build/notebooks/*.ipynb")
@@ -730,9 +733,5 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"\nrlbook.book: built _build/html in {result.seconds:.0f} s")
+    print(f"\nbookbuild: built _build/html in {result.seconds:.0f} s")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
