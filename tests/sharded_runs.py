@@ -103,8 +103,8 @@ def small_trains(rng_impl: str = "philox4x32") -> dict:
     ``rng_impl`` is given to the agents that take it (the off-policy agents and SVG);
     ``"threefry2x32"`` makes them shardable. Shared with ``tests/test_parallel.py``.
     """
-    from rlbook import mdp, ntk
-    from rlbook.agents import actor_critic, ddpg, fqi, npg, reinforce, svg, td3, trpo
+    from rlbook import mdp
+    from rlbook.agents import actor_critic, ddpg, fqi, npg, offline_q, reinforce, svg, td3, trpo
 
     off = dict(
         total_steps=160,
@@ -118,7 +118,7 @@ def small_trains(rng_impl: str = "philox4x32") -> dict:
         rng_impl=rng_impl,
     )
     m = mdp.garnet(jax.random.PRNGKey(5), 4, 2, branching=1, gamma=0.5, dtype=jnp.float32)
-    data = ntk.sample_dataset(jax.random.PRNGKey(6), m, jnp.full((4, 2), 1 / 8), 64)
+    data = offline_q.sample_dataset(jax.random.PRNGKey(6), m, jnp.full((4, 2), 1 / 8), 64)
     fqi_data = fqi.random_dataset(jax.random.PRNGKey(1), 64)
     fqi_cfg = fqi.Config(
         iterations=2, fit_steps=3, batch_size=16, hidden=(8,), n_maximized=16, actor_steps=2
@@ -166,8 +166,8 @@ def small_trains(rng_impl: str = "philox4x32") -> dict:
                 rng_impl=rng_impl,
             )
         ),
-        "ntk": ntk.make_train(
-            ntk.OfflineQConfig(hidden=(8,), batch_size=8, n_steps=20, log_every=10),
+        "offline_q": offline_q.make_train(
+            offline_q.Config(hidden=(8,), batch_size=8, n_steps=20, log_every=10),
             m,
             jnp.eye(4, dtype=jnp.float32),
             data,

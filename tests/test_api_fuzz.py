@@ -60,6 +60,7 @@ from rlbook.agents import (
     dqn,
     fqi,
     npg,
+    offline_q,
     offpolicy,
     ppo,
     qlearning,
@@ -94,6 +95,7 @@ MODULES = [
     "agents.dqn",
     "agents.fqi",
     "agents.npg",
+    "agents.offline_q",
     "agents.offpolicy",
     "agents.ppo",
     "agents.reinforce",
@@ -383,9 +385,11 @@ CASES: dict[str, Case] = {
     "ntk.padded_mlp_init": Case(
         ntk.padded_mlp_init, dict(key=K, in_dim=2, out_dim=1, depth=2, max_width=8, width=4)
     ),
-    "ntk.q_values": Case(ntk.q_values, dict(params=nets.mlp_init(K, (2, 4, 2)), obs=_x3)),
-    "ntk.sample_dataset": Case(
-        ntk.sample_dataset, dict(key=K, mdp=_m, rho=jnp.full((3, 2), 1 / 6), size=4)
+    "agents.offline_q.q_values": Case(
+        offline_q.q_values, dict(params=nets.mlp_init(K, (2, 4, 2)), obs=_x3)
+    ),
+    "agents.offline_q.sample_dataset": Case(
+        offline_q.sample_dataset, dict(key=K, mdp=_m, rho=jnp.full((3, 2), 1 / 6), size=4)
     ),
     # returns
     "returns.step_discounts": Case(returns.step_discounts, dict(gamma=0.9, terminated=_done)),
@@ -495,13 +499,13 @@ CASES: dict[str, Case] = {
     "ntk.preqn_step": Case(
         ntk.preqn_step, dict(damping=0.1), args=(_f1, _params, _delta, 0.1, _x3)
     ),
-    "ntk.make_train": Case(
-        ntk.make_train,
+    "agents.offline_q.make_train": Case(
+        offline_q.make_train,
         dict(
-            config=ntk.OfflineQConfig(hidden=(8,), n_steps=10, batch_size=4, log_every=5),
+            config=offline_q.Config(hidden=(8,), n_steps=10, batch_size=4, log_every=5),
             mdp=_m,
             obs=jnp.eye(3),
-            dataset=ntk.sample_dataset(K, _m, jnp.full((3, 2), 1 / 6), 8),
+            dataset=offline_q.sample_dataset(K, _m, jnp.full((3, 2), 1 / 6), 8),
         ),
     ),
     **{
@@ -831,7 +835,7 @@ CONFIGS = {
     "svg.InfinityConfig": svg.InfinityConfig,
     "td3.Config": td3.Config,
     "trpo.Config": trpo.Config,
-    "ntk.OfflineQConfig": ntk.OfflineQConfig,
+    "agents.offline_q.Config": offline_q.Config,
 }
 ENV_PARAMS = {
     "CartPoleParams": (_cp, envs.CartPoleParams),

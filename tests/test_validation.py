@@ -18,7 +18,18 @@ from hypothesis import strategies as st
 from rlbook import distributions as D
 from rlbook import envs, mdp, natural, ntk, plotting, policies, replay, returns, rollouts
 from rlbook import estimators as E
-from rlbook.agents import actor_critic, dqn, fqi, offpolicy, ppo, qlearning, sac, svg, trpo
+from rlbook.agents import (
+    actor_critic,
+    dqn,
+    fqi,
+    offline_q,
+    offpolicy,
+    ppo,
+    qlearning,
+    sac,
+    svg,
+    trpo,
+)
 
 
 @pytest.fixture(scope="module")
@@ -364,7 +375,7 @@ def test_svg_infinity_and_ntk_and_fqi_check_hidden():
     with pytest.raises(ValueError, match="hidden"):
         svg.make_train(svg.InfinityConfig(hidden=(True,)))
     with pytest.raises(ValueError, match="hidden"):
-        ntk.OfflineQConfig(hidden=(True,))
+        offline_q.Config(hidden=(True,))
     for bad in ((True,), (), (8, 0), [8]):
         with pytest.raises(ValueError, match="hidden"):
             fqi.validate(fqi.Config(hidden=bad))
@@ -387,16 +398,16 @@ def test_ntk_dataset_checks():
     m = mdp.garnet(jax.random.PRNGKey(0), 3, 2, dtype=jnp.float32)
     rho = jnp.full((3, 2), 1 / 6)
     with pytest.raises(ValueError, match="rho"):
-        ntk.sample_dataset(jax.random.PRNGKey(0), m, jnp.ones((3, 2)), 10)
+        offline_q.sample_dataset(jax.random.PRNGKey(0), m, jnp.ones((3, 2)), 10)
     with pytest.raises(ValueError, match="rho"):
-        ntk.sample_dataset(jax.random.PRNGKey(0), m, rho[:2], 10)
-    data = ntk.sample_dataset(jax.random.PRNGKey(0), m, rho, 10)
-    cfg = ntk.OfflineQConfig(hidden=(4,), n_steps=20, log_every=10, batch_size=4)
+        offline_q.sample_dataset(jax.random.PRNGKey(0), m, rho[:2], 10)
+    data = offline_q.sample_dataset(jax.random.PRNGKey(0), m, rho, 10)
+    cfg = offline_q.Config(hidden=(4,), n_steps=20, log_every=10, batch_size=4)
     obs = jnp.eye(3)
     with pytest.raises(ValueError, match="dataset"):
-        ntk.make_train(cfg, m, obs, {k: v for k, v in data.items() if k != "r"})
+        offline_q.make_train(cfg, m, obs, {k: v for k, v in data.items() if k != "r"})
     with pytest.raises(ValueError, match="dataset"):
-        ntk.make_train(cfg, m, obs, dict(data, a=data["a"].at[0].set(5)))
+        offline_q.make_train(cfg, m, obs, dict(data, a=data["a"].at[0].set(5)))
 
 
 # --------------------------------------------------------------------------- obscure errors
@@ -757,13 +768,13 @@ def test_soft_value_and_soft_bellman_check_the_temperature_in_the_dtype(small_md
 
 def test_ntk_make_train_refuses_preqn_without_damping():
     m = mdp.garnet(jax.random.PRNGKey(0), 3, 2, dtype=jnp.float32)
-    data = ntk.sample_dataset(jax.random.PRNGKey(0), m, jnp.full((3, 2), 1 / 6), 10)
-    cfg = ntk.OfflineQConfig(
+    data = offline_q.sample_dataset(jax.random.PRNGKey(0), m, jnp.full((3, 2), 1 / 6), 10)
+    cfg = offline_q.Config(
         method="preqn", hidden=(4,), n_steps=20, log_every=10, batch_size=4, damping=0.0
     )
     with pytest.raises(ValueError, match="damping"):
-        ntk.make_train(cfg, m, jnp.eye(3), data)
-    ntk.make_train(dataclasses.replace(cfg, damping=1e-3), m, jnp.eye(3), data)
+        offline_q.make_train(cfg, m, jnp.eye(3), data)
+    offline_q.make_train(dataclasses.replace(cfg, damping=1e-3), m, jnp.eye(3), data)
 
 
 def test_fqi_and_svg_infinity_configs_are_checked_when_built():

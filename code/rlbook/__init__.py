@@ -45,6 +45,8 @@ module                  holds
                         minibatches, GAE critic
 ``agents.qlearning``    tabular Q-learning with Robbins–Monro step sizes
 ``agents.dqn``          DQN: replay buffer, target network
+``agents.offline_q``    Q-learning of an MLP on a fixed off-policy dataset: the
+                        semi-gradient step or PreQN (the td_divergence chapter)
 ``agents.offpolicy``    what DDPG, TD3 and SAC share: TD target, critic and actor
                         steps, target updates, the one-scan training loop
 ``agents.ddpg``         DDPG (Lillicrap et al. 2016) with OU exploration
