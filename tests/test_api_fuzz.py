@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 
 from rlbook import (
     claims,
+    counterexamples,
     envs,
     estimators,
     mdp,
@@ -72,6 +73,7 @@ from rlbook.agents import (
 )
 
 MODULES = [
+    "counterexamples",
     "distributions",
     "estimators",
     "mdp",
@@ -428,8 +430,8 @@ CASES: dict[str, Case] = {
     # envs
     "envs.angle_normalize": Case(envs.angle_normalize, dict(x=_mean * 10)),
     "envs.make": Case(envs.make, dict(name="CartPole-v1")),
-    "envs.baird_star": Case(envs.baird_star, dict(gamma=0.99)),
-    "envs.two_state": Case(envs.two_state, dict(gamma=0.9, epsilon=0.1)),
+    "counterexamples.baird_star": Case(counterexamples.baird_star, dict(gamma=0.99)),
+    "counterexamples.two_state": Case(counterexamples.two_state, dict(gamma=0.9, epsilon=0.1)),
     "envs.CartPole.reset": Case(_cp.reset, dict(key=K, params=_cpp)),
     "envs.CartPole.step": Case(
         _cp.step, dict(key=K, state=_cp.reset(K, _cpp)[1], action=1, params=_cpp)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rlbook import envs, mdp, ntk
+from rlbook import counterexamples, mdp, ntk
 
 
 def np_baird():
@@ -25,7 +25,7 @@ def baird_A(gamma):
 
 
 def test_baird_star_is_the_textbook_mdp():
-    b = envs.baird_star()
+    b = counterexamples.baird_star()
     phi, P_target, P_behaviour = np_baird()
     np.testing.assert_array_equal(b.phi, phi)
     np.testing.assert_allclose(mdp.policy_dynamics(b.mdp, b.target), P_target, atol=1e-15)
@@ -40,7 +40,7 @@ def test_baird_star_is_the_textbook_mdp():
 
 @pytest.mark.parametrize("gamma", [0.5, 0.9, 0.99])
 def test_baird_expected_update_matrix_and_spectrum_against_numpy(gamma):
-    b = envs.baird_star(gamma)
+    b = counterexamples.baird_star(gamma)
     A, bvec = ntk.linear_td(b.mdp, b.target, b.phi, np.full(7, 1 / 7))
     np.testing.assert_allclose(A, baird_A(gamma), atol=1e-14)
     np.testing.assert_allclose(bvec, 0.0, atol=0)
@@ -61,7 +61,7 @@ def test_baird_threshold_is_15_over_17():
     assert least_real(g - 1e-6) > 0 > least_real(g + 1e-6)
     assert least_real(0.99) < -0.02
     # on-policy weighting (the target's discounted visitation) is stable at γ = 0.99
-    b = envs.baird_star(0.99)
+    b = counterexamples.baird_star(0.99)
     d = np.asarray(mdp.visitation(b.mdp, b.target))
     A, _ = ntk.linear_td(b.mdp, b.target, b.phi, d)
     ev = np.linalg.eigvals(np.asarray(A))
@@ -71,7 +71,7 @@ def test_baird_threshold_is_15_over_17():
 @pytest.mark.parametrize("epsilon", [0.0, 0.1, 0.5])
 def test_two_state_thresholds(epsilon):
     def a(gamma, d):
-        t = envs.two_state(gamma, epsilon)
+        t = counterexamples.two_state(gamma, epsilon)
         A, _ = ntk.linear_td(t.mdp, t.target, t.phi, np.asarray(d, float))
         return float(np.asarray(A)[0, 0])
 
@@ -89,13 +89,13 @@ def test_two_state_thresholds(epsilon):
         assert a(0.999, uniform) > 0
     # on-policy: A = (1 − γ)(1 + 2γ) > 0 for every γ
     for gamma in (0.1, 0.6, 0.99):
-        t = envs.two_state(gamma, epsilon)
+        t = counterexamples.two_state(gamma, epsilon)
         d = np.asarray(mdp.visitation(t.mdp, t.target))
         assert a(gamma, d) == pytest.approx((1 - gamma) * (1 + 2 * gamma), rel=1e-10)
 
 
 def test_two_state_w_to_2w():
-    t = envs.two_state(0.9)
+    t = counterexamples.two_state(0.9)
     np.testing.assert_array_equal(t.phi[:, 0], [1.0, 2.0, 0.0])
     np.testing.assert_array_equal(t.mdp.P[0, 0], [0.0, 1.0, 0.0])
     # TD(0) on the first transition only: w ← w + α (2γ − 1) w
@@ -105,8 +105,8 @@ def test_two_state_w_to_2w():
 
 def test_bad_input():
     with pytest.raises(ValueError, match="gamma must lie in"):
-        envs.baird_star(1.0)
+        counterexamples.baird_star(1.0)
     with pytest.raises(ValueError, match="gamma must lie in"):
-        envs.two_state(-0.1)
+        counterexamples.two_state(-0.1)
     with pytest.raises(ValueError, match="epsilon must lie in"):
-        envs.two_state(0.9, 1.5)
+        counterexamples.two_state(0.9, 1.5)

@@ -15,8 +15,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rlbook import (
+    counterexamples,
+    envs,
+    mdp,
+    natural,
+    ntk,
+    plotting,
+    policies,
+    replay,
+    returns,
+    rollouts,
+)
 from rlbook import distributions as D
-from rlbook import envs, mdp, natural, ntk, plotting, policies, replay, returns, rollouts
 from rlbook import estimators as E
 from rlbook.agents import (
     actor_critic,
@@ -791,7 +802,7 @@ def test_fqi_and_svg_infinity_configs_are_checked_when_built():
 # --------------------------------------------------------------------------- small named errors
 
 
-@pytest.mark.parametrize("make", [envs.baird_star, envs.two_state])
+@pytest.mark.parametrize("make", [counterexamples.baird_star, counterexamples.two_state])
 def test_counterexamples_refuse_an_integer_dtype(make):
     """An integer dtype made γ = 0.9 into 0 (two_state) or failed as a row-sum error."""
     with pytest.raises(ValueError, match="dtype must be a floating dtype"):

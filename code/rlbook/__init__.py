@@ -16,8 +16,7 @@ module                  holds
                         J(π); the soft operator T_β, projected value
                         iteration; second moments of returns and of GAE
 ``envs``                CartPole-v1 and Pendulum-v1 in JAX, faithful to
-                        Gymnasium; a tabular MDP as an environment; Baird's
-                        star and the two-state example
+                        Gymnasium; a tabular MDP as an environment
 ``distributions``       sample, log-prob, entropy and KL of the book's
                         distributions
 ``estimators``          score-function, reparameterization and naive gradient
@@ -33,6 +32,8 @@ module                  holds
 ``replay``              a replay buffer as a fixed-size pytree
 ``natural``             Fisher-vector products (a jvp of the mean-KL gradient),
                         conjugate gradient, natural and KL-sized steps
+``counterexamples``     Baird's star and the two-state w → 2w example: MDPs with
+                        linear features on which off-policy TD(0) diverges
 ``ntk``                 empirical neural tangent kernels, the linearized TD
                         update, its contraction modulus, PreQN
 ``agents.reinforce``    REINFORCE: make_train(config) and a readable update loop
