@@ -252,3 +252,60 @@ def size(name: str, n) -> None:
         raise ValueError(f"{name} must be a positive integer, got {n!r}") from err
     if k <= 0:
         raise ValueError(f"{name} must be a positive integer, got {n!r}")
+
+
+# --------------------------------------------------------------------------- MDPs
+# The checks of rlbook.mdp.MDP and its policies and values, shared by mdp and every module
+# that takes an MDP.
+
+
+def require_mdp(mdp) -> None:
+    """``mdp`` is an :class:`rlbook.mdp.MDP` (its contents are checked by :func:`an_mdp`)."""
+    from rlbook.mdp import MDP  # mdp imports this module
+
+    if not isinstance(mdp, MDP):
+        raise ValueError(f"mdp must be an rlbook.mdp.MDP, got {type(mdp).__name__}")
+
+
+def an_mdp(mdp) -> None:
+    """An :class:`rlbook.mdp.MDP` with consistent shapes, floating dtypes, distributions
+    where it has them, finite rewards and a discount in [0, 1)."""
+    require_mdp(mdp)
+    P, r, rho0, gamma = mdp
+    ndim("mdp.P", P, 3)
+    S, A, S2 = np.shape(P)
+    if S != S2 or S == 0 or A == 0:
+        raise ValueError(f"mdp.P must have shape [S, A, S] with S, A >= 1, got {np.shape(P)}")
+    for name, x in (("mdp.P", P), ("mdp.r", r), ("mdp.rho0", rho0)):
+        dt = np.asarray(x).dtype if is_concrete(x) else x.dtype
+        if not np.issubdtype(dt, np.floating):
+            raise ValueError(
+                f"{name} must have a floating dtype (float32 or float64), got {dt} "
+                f"(build the MDP with rlbook.mdp.make_mdp, which converts)"
+            )
+    if np.shape(r) != (S, A):
+        raise ValueError(f"mdp.r must have shape {(S, A)} to match mdp.P, got {np.shape(r)}")
+    if np.shape(rho0) != (S,):
+        raise ValueError(f"mdp.rho0 must have shape {(S,)} to match mdp.P, got {np.shape(rho0)}")
+    probabilities("mdp.P", P, axis=-1)
+    probabilities("mdp.rho0", rho0)
+    finite("mdp.r", r)
+    discount("mdp.gamma", gamma)
+
+
+def policy(mdp, pi, name: str = "pi") -> None:
+    """``pi`` a policy of ``mdp``: shape [S, A], each row a distribution."""
+    if np.shape(pi) != (mdp.n_states, mdp.n_actions):
+        raise ValueError(
+            f"{name} must have shape [S, A] = {(mdp.n_states, mdp.n_actions)}, got {np.shape(pi)}"
+        )
+    probabilities(name, pi, axis=-1)
+
+
+def values(mdp, x, name: str, kind: str) -> None:
+    """``x`` a finite real value function of ``mdp``: V ([S], ``kind='v'``) or Q ([S, A])."""
+    shape = (mdp.n_states,) if kind == "v" else (mdp.n_states, mdp.n_actions)
+    if np.shape(x) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {np.shape(x)}")
+    real(name, x)
+    finite(name, x)

@@ -35,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlbook import _checks
-from rlbook import mdp as _mdp
 
 __all__ = [
     "Step",
@@ -137,6 +136,11 @@ class CartPole:
     @property
     def default_params(self) -> CartPoleParams:
         return CartPoleParams()
+
+    def check_params(self, params) -> None:
+        """Raise a ValueError naming what in ``params`` does not suit this environment
+        (its type, then its values where they are concrete)."""
+        _check_cartpole(params)
 
     def reset(self, key, params: CartPoleParams):
         _check_cartpole(params)
@@ -250,6 +254,11 @@ class Pendulum:
     def default_params(self) -> PendulumParams:
         return PendulumParams()
 
+    def check_params(self, params) -> None:
+        """Raise a ValueError naming what in ``params`` does not suit this environment
+        (its type, then its values where they are concrete)."""
+        _check_pendulum(params)
+
     def reset(self, key, params: PendulumParams):
         _check_pendulum(params)
         high = jnp.array([jnp.pi, 1.0], jnp.float32)
@@ -331,6 +340,11 @@ class Tabular:
     the raw ``(state, action, params)`` signature of the other environments.
     """
 
+    def check_params(self, params) -> None:
+        """Raise a ValueError naming what in ``params`` does not suit this environment
+        (its type, then its values where they are concrete)."""
+        _check_tabular(params)
+
     def reset(self, key, params: TabularParams):
         _check_tabular(params)
         k_s, k_next = jax.random.split(key)
@@ -366,7 +380,7 @@ def _check_tabular(params) -> None:
     if not isinstance(params, TabularParams):
         raise ValueError(f"params must be a TabularParams, got {type(params).__name__}")
     if not _mdp_is_traced(params.mdp):
-        _mdp._check_mdp(params.mdp)
+        _checks.an_mdp(params.mdp)
     steps = params.max_steps
     if _checks.is_concrete(steps):
         a = _checks._numeric("params.max_steps", steps)

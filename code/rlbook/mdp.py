@@ -81,52 +81,6 @@ class MDP(NamedTuple):
         return self.P.shape[1]
 
 
-def _require_mdp(mdp) -> None:
-    """``mdp`` is an :class:`MDP` (its contents are checked by :func:`_check_mdp`)."""
-    if not isinstance(mdp, MDP):
-        raise ValueError(f"mdp must be an rlbook.mdp.MDP, got {type(mdp).__name__}")
-
-
-def _check_mdp(mdp: MDP) -> None:
-    _require_mdp(mdp)
-    P, r, rho0, gamma = mdp
-    _checks.ndim("mdp.P", P, 3)
-    S, A, S2 = np.shape(P)
-    if S != S2 or S == 0 or A == 0:
-        raise ValueError(f"mdp.P must have shape [S, A, S] with S, A >= 1, got {np.shape(P)}")
-    for name, x in (("mdp.P", P), ("mdp.r", r), ("mdp.rho0", rho0)):
-        dt = np.asarray(x).dtype if _checks.is_concrete(x) else x.dtype
-        if not np.issubdtype(dt, np.floating):
-            raise ValueError(
-                f"{name} must have a floating dtype (float32 or float64), got {dt} "
-                f"(build the MDP with rlbook.mdp.make_mdp, which converts)"
-            )
-    if np.shape(r) != (S, A):
-        raise ValueError(f"mdp.r must have shape {(S, A)} to match mdp.P, got {np.shape(r)}")
-    if np.shape(rho0) != (S,):
-        raise ValueError(f"mdp.rho0 must have shape {(S,)} to match mdp.P, got {np.shape(rho0)}")
-    _checks.probabilities("mdp.P", P, axis=-1)
-    _checks.probabilities("mdp.rho0", rho0)
-    _checks.finite("mdp.r", r)
-    _checks.discount("mdp.gamma", gamma)
-
-
-def _check_policy(mdp: MDP, pi, name: str = "pi") -> None:
-    if np.shape(pi) != (mdp.n_states, mdp.n_actions):
-        raise ValueError(
-            f"{name} must have shape [S, A] = {(mdp.n_states, mdp.n_actions)}, got {np.shape(pi)}"
-        )
-    _checks.probabilities(name, pi, axis=-1)
-
-
-def _check_values(mdp: MDP, x, name: str, kind: str) -> None:
-    shape = (mdp.n_states,) if kind == "v" else (mdp.n_states, mdp.n_actions)
-    if np.shape(x) != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {np.shape(x)}")
-    _checks.real(name, x)
-    _checks.finite(name, x)
-
-
 def make_mdp(P, r, rho0, gamma) -> MDP:
     """Build an :class:`MDP` from array-likes, validating every part.
 
@@ -137,7 +91,7 @@ def make_mdp(P, r, rho0, gamma) -> MDP:
     for name, x in (("P", P), ("r", r), ("rho0", rho0), ("gamma", gamma)):
         _checks.real(name, x)
     mdp = MDP(_checks.floating(P), _checks.floating(r), _checks.floating(rho0), jnp.asarray(gamma))
-    _check_mdp(mdp)
+    _checks.an_mdp(mdp)
     return mdp
 
 
@@ -214,50 +168,50 @@ def greedy_policy(q: jax.Array) -> jax.Array:
 
 def uniform_policy(mdp: MDP) -> jax.Array:
     """π(a | s) = 1 / |A| for every state, shape [S, A]."""
-    _check_mdp(mdp)
+    _checks.an_mdp(mdp)
     return jnp.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions, dtype=mdp.P.dtype)
 
 
 def policy_dynamics(mdp: MDP, pi: jax.Array) -> jax.Array:
     """P_π[s, s'] = Σ_a π(a | s) P(s' | s, a), shape [S, S]."""
-    _check_mdp(mdp)
-    _check_policy(mdp, pi)
+    _checks.an_mdp(mdp)
+    _checks.policy(mdp, pi)
     return jnp.einsum("sa,sat->st", pi, mdp.P)
 
 
 def policy_reward(mdp: MDP, pi: jax.Array) -> jax.Array:
     """r_π[s] = Σ_a π(a | s) r(s, a), shape [S]."""
-    _check_mdp(mdp)
-    _check_policy(mdp, pi)
+    _checks.an_mdp(mdp)
+    _checks.policy(mdp, pi)
     return jnp.sum(pi * mdp.r, axis=-1)
 
 
 def bellman_v(mdp: MDP, pi: jax.Array, v: jax.Array) -> jax.Array:
     """(T^π V)(s) = r_π(s) + γ Σ_s' P_π(s' | s) V(s'), shape [S]."""
-    _check_mdp(mdp)
-    _check_values(mdp, v, "v", "v")
+    _checks.an_mdp(mdp)
+    _checks.values(mdp, v, "v", "v")
     return policy_reward(mdp, pi) + mdp.gamma * policy_dynamics(mdp, pi) @ v
 
 
 def bellman_q(mdp: MDP, pi: jax.Array, q: jax.Array) -> jax.Array:
     """(T^π Q)(s, a) = r(s, a) + γ Σ_s' P(s' | s, a) Σ_a' π(a' | s') Q(s', a'), shape [S, A]."""
-    _check_mdp(mdp)
-    _check_policy(mdp, pi)
-    _check_values(mdp, q, "q", "q")
+    _checks.an_mdp(mdp)
+    _checks.policy(mdp, pi)
+    _checks.values(mdp, q, "q", "q")
     return mdp.r + mdp.gamma * mdp.P @ jnp.sum(pi * q, axis=-1)
 
 
 def bellman_opt_v(mdp: MDP, v: jax.Array) -> jax.Array:
     """(T^* V)(s) = max_a [r(s, a) + γ Σ_s' P(s' | s, a) V(s')], shape [S]."""
-    _check_mdp(mdp)
-    _check_values(mdp, v, "v", "v")
+    _checks.an_mdp(mdp)
+    _checks.values(mdp, v, "v", "v")
     return jnp.max(mdp.r + mdp.gamma * mdp.P @ v, axis=-1)
 
 
 def bellman_opt_q(mdp: MDP, q: jax.Array) -> jax.Array:
     """(T^* Q)(s, a) = r(s, a) + γ Σ_s' P(s' | s, a) max_a' Q(s', a'), shape [S, A]."""
-    _check_mdp(mdp)
-    _check_values(mdp, q, "q", "q")
+    _checks.an_mdp(mdp)
+    _checks.values(mdp, q, "q", "q")
     return mdp.r + mdp.gamma * mdp.P @ jnp.max(q, axis=-1)
 
 
@@ -270,13 +224,13 @@ def evaluate_v(mdp: MDP, pi: jax.Array) -> jax.Array:
 
 def evaluate_q(mdp: MDP, pi: jax.Array) -> jax.Array:
     """Q^π(s, a) = r(s, a) + γ Σ_s' P(s' | s, a) V^π(s'), shape [S, A]."""
-    _require_mdp(mdp)
+    _checks.require_mdp(mdp)
     return mdp.r + mdp.gamma * mdp.P @ evaluate_v(mdp, pi)
 
 
 def advantage(mdp: MDP, pi: jax.Array) -> jax.Array:
     """A^π(s, a) = Q^π(s, a) − V^π(s), shape [S, A]."""
-    _require_mdp(mdp)
+    _checks.require_mdp(mdp)
     q = evaluate_q(mdp, pi)
     return q - jnp.sum(pi * q, axis=-1, keepdims=True)
 
@@ -321,9 +275,9 @@ def gae_moments(mdp: MDP, pi: jax.Array, v: jax.Array, lam) -> tuple[jax.Array, 
     variance is m − μ². At λ = 1 and V = 0, X is the return G, so ``m`` is
     :func:`return_second_moment`. Used by the baselines chapter (``bl-gae-tradeoff``).
     """
-    _check_mdp(mdp)
-    _check_policy(mdp, pi)
-    _check_values(mdp, v, "v", "v")
+    _checks.an_mdp(mdp)
+    _checks.policy(mdp, pi)
+    _checks.values(mdp, v, "v", "v")
     _checks.discount("lam", lam, allow_one=True)
     kappa = mdp.gamma * jnp.asarray(lam, mdp.P.dtype)
     eye = jnp.eye(mdp.n_states, dtype=mdp.P.dtype)
@@ -357,7 +311,7 @@ def _check_q0(mdp: MDP, q0):
     _checks.real("q0", q0)
     _checks.finite("q0", q0)
     q = jnp.asarray(q0, mdp.r.dtype)
-    _check_values(mdp, q, "q0", "q")
+    _checks.values(mdp, q, "q0", "q")
     return q
 
 
@@ -397,7 +351,7 @@ def value_iteration(
     With ``insist=True`` a concrete result that did not converge raises
     ``ValueError`` (under ``jit`` nothing can be raised: read ``converged``).
     """
-    _check_mdp(mdp)
+    _checks.an_mdp(mdp)
     _checks.positive("tol", tol)
     _checks.positive_int("max_iter", max_iter)
     _checks.flag("insist", insist)
@@ -444,7 +398,7 @@ def occupancy(mdp: MDP, pi: jax.Array) -> jax.Array:
 
 def expected_return(mdp: MDP, pi: jax.Array) -> jax.Array:
     """J(π) = ρ₀ᵀ V^π = E[Σ_t γᵗ r(s_t, a_t)] with s_0 ∼ ρ₀; a scalar, differentiable in π."""
-    _require_mdp(mdp)
+    _checks.require_mdp(mdp)
     return mdp.rho0 @ evaluate_v(mdp, pi)
 
 
@@ -478,8 +432,8 @@ def soft_bellman_opt_q(mdp: MDP, q: jax.Array, temperature) -> jax.Array:
     0 ≤ Q*_β − Q* ≤ γ β log |A| / (1 − γ) elementwise. A concrete ``temperature``
     whose reciprocal overflows in q's dtype is refused (by :func:`soft_value`).
     """
-    _check_mdp(mdp)
-    _check_values(mdp, q, "q", "q")
+    _checks.an_mdp(mdp)
+    _checks.values(mdp, q, "q", "q")
     return mdp.r + mdp.gamma * mdp.P @ soft_value(q, temperature)
 
 
@@ -500,7 +454,7 @@ def soft_value_iteration(
     jitted ``lax.while_loop``. A concrete ``temperature`` whose reciprocal overflows
     in the MDP's dtype (1e-45 in float32) is refused.
     """
-    _check_mdp(mdp)
+    _checks.an_mdp(mdp)
     _checks.positive("temperature", temperature)
     _check_temperature_dtype(temperature, mdp.r.dtype)
     _checks.positive("tol", tol)
@@ -561,7 +515,7 @@ def projected_value_iteration(
     Tsitsiklis & Van Roy (1997) show it can diverge: the Q-learning chapter,
     ``q-projected``.
     """
-    _check_mdp(mdp)
+    _checks.an_mdp(mdp)
     _checks.ndim("features", features, 3)
     S, A = mdp.n_states, mdp.n_actions
     if np.shape(features)[:2] != (S, A):

@@ -51,9 +51,15 @@ def mlp_apply(
     *,
     activation: Callable = jnp.tanh,
     final_activation: Callable | None = None,
+    input_name: str = "x",
 ) -> jax.Array:
-    """y = W_L σ(… σ(W_1 x + b_1) …) + b_L for x of shape [..., sizes[0]]."""
-    _check_apply(params, x, "x")
+    """y = W_L σ(… σ(W_1 x + b_1) …) + b_L for x of shape [..., sizes[0]].
+
+    ``input_name`` is what an error about ``x`` calls it (a caller's ``obs``, say).
+    """
+    if not isinstance(input_name, str) or not input_name:
+        raise ValueError(f"input_name must be a non-empty string, got {input_name!r}")
+    _check_apply(params, x, input_name)
     if not callable(activation):
         raise ValueError(f"activation must be callable, got {activation!r}")
     if final_activation is not None and not callable(final_activation):

@@ -256,8 +256,8 @@ def linear_td(mdp: mdp_lib.MDP, pi: jax.Array, phi: jax.Array, d: jax.Array):
     the iteration is stable for small α iff every eigenvalue of A on the range
     of Φᵀ has a positive real part.
     """
-    mdp_lib._check_mdp(mdp)
-    mdp_lib._check_policy(mdp, pi)
+    _checks.an_mdp(mdp)
+    _checks.policy(mdp, pi)
     _checks.ndim("phi", phi, 2)
     if np.shape(phi)[0] != mdp.n_states:
         raise ValueError(f"phi must have {mdp.n_states} rows (one per state), got {np.shape(phi)}")

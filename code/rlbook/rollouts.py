@@ -161,12 +161,8 @@ def collect(
     return state, traj, episodes
 
 
-# The parameter checks of rlbook's own environments, by environment class.
-_ENV_PARAMS_CHECKS = (
-    (envs.CartPole, envs._check_cartpole),
-    (envs.Pendulum, envs._check_pendulum),
-    (envs.Tabular, envs._check_tabular),
-)
+# rlbook's own environments, whose parameters get the environment's own checks.
+_RLBOOK_ENVS = (envs.CartPole, envs.Pendulum, envs.Tabular)
 
 
 def _check_env(env, env_params) -> None:
@@ -184,13 +180,12 @@ def _check_env(env, env_params) -> None:
         raise ValueError(
             f"env_params must be the parameters of {type(env).__name__}, got {env_params!r}"
         )
-    for cls, check in _ENV_PARAMS_CHECKS:
-        if isinstance(env, cls):
-            try:
-                check(env_params)
-            except ValueError as err:
-                raise ValueError(f"env_params do not suit {type(env).__name__}: {err}") from None
-            return
+    if isinstance(env, _RLBOOK_ENVS):
+        try:
+            env.check_params(env_params)
+        except ValueError as err:
+            raise ValueError(f"env_params do not suit {type(env).__name__}: {err}") from None
+        return
     default = getattr(env, "default_params", None)
     if default is not None and not isinstance(env_params, type(default)):
         raise ValueError(

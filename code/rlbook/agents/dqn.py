@@ -203,8 +203,7 @@ def make_optimizer(config: DQNConfig) -> optax.GradientTransformation:
 
 def q_values(params, obs: jax.Array) -> jax.Array:
     """Q_φ(s, ·) for observations of shape [..., obs_dim]; shape [..., n_actions]."""
-    nets._check_apply(params, obs, "obs")
-    return nets.mlp_apply(params, obs, activation=jax.nn.relu)
+    return nets.mlp_apply(params, obs, activation=jax.nn.relu, input_name="obs")
 
 
 def epsilon(config: DQNConfig, t: jax.Array) -> jax.Array:

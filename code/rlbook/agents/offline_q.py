@@ -64,8 +64,7 @@ class Config:
 
 def q_values(params, obs: jax.Array) -> jax.Array:
     """Q_θ(s, ·) for state features ``obs`` of shape [..., d]: shape [..., A]."""
-    nets._check_apply(params, obs, "obs")
-    return nets._apply(params, obs, jnp.tanh, None)
+    return nets.mlp_apply(params, obs, activation=jnp.tanh, input_name="obs")
 
 
 def sample_dataset(key: jax.Array, mdp: mdp_lib.MDP, rho: jax.Array, size: int):
@@ -73,7 +72,7 @@ def sample_dataset(key: jax.Array, mdp: mdp_lib.MDP, rho: jax.Array, size: int):
 
     Returns a dict of int32 ``s``, ``a``, ``s_next`` and float32 ``r``, each of shape [size].
     """
-    mdp_lib._check_mdp(mdp)
+    _checks.an_mdp(mdp)
     S, A = mdp.n_states, mdp.n_actions
     if np.shape(rho) != (S, A):
         raise ValueError(
@@ -172,7 +171,7 @@ def make_train(config: Config, mdp: mdp_lib.MDP, obs: jax.Array, dataset: dict):
             "minibatches drawn with replacement repeat pairs, so K = J Jᵀ "
             "can be singular"
         )
-    mdp_lib._check_mdp(mdp)
+    _checks.an_mdp(mdp)
     _checks.ndim("obs", obs, 2)
     if np.shape(obs)[0] != mdp.n_states:
         raise ValueError(f"obs must have one row per state ({mdp.n_states}), got {np.shape(obs)}")

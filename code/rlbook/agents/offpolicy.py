@@ -201,15 +201,14 @@ def td_target(reward: jax.Array, terminated: jax.Array, gamma, next_value: jax.A
     return reward + gamma * (1.0 - terminated.astype(reward.dtype)) * next_value
 
 
-def mlp(params, x):
+def mlp(params, x, input_name="x"):
     """The ReLU network of :mod:`rlbook.nets` that every actor and critic here is."""
-    return nets.mlp_apply(params, x, activation=jax.nn.relu)
+    return nets.mlp_apply(params, x, activation=jax.nn.relu, input_name=input_name)
 
 
 def actor_apply(params, obs):
     """μ_θ(s) = tanh(MLP(s)) ∈ [−1, 1]^D, for obs [..., obs_dim]."""
-    nets._check_apply(params, obs, "obs")
-    return jnp.tanh(mlp(params, obs))
+    return jnp.tanh(mlp(params, obs, "obs"))
 
 
 def critic_apply(params, obs, action):

@@ -83,7 +83,7 @@ def q_learning(
     every ``log_every`` steps, shape [n_steps // log_every, S, A]. ``omega`` and
     ``scale`` may be traced, so one compile serves every step-size schedule.
     """
-    mdp_lib._check_mdp(mdp)
+    _checks.an_mdp(mdp)
     _checks.positive_int("n_steps", n_steps)
     _checks.positive_int("log_every", log_every)
     if n_steps % log_every:
@@ -94,9 +94,9 @@ def q_learning(
     _checks.positive("scale", scale)
     if behaviour is None:
         behaviour = jnp.full(mdp.r.shape, 1.0 / mdp.n_actions, mdp.r.dtype)
-    mdp_lib._check_policy(mdp, behaviour, "behaviour")
+    _checks.policy(mdp, behaviour, "behaviour")
     q = jnp.zeros_like(mdp.r) if q0 is None else jnp.asarray(q0, mdp.r.dtype)
-    mdp_lib._check_values(mdp, q, "q0", "q")
+    _checks.values(mdp, q, "q0", "q")
     return _q_learning(
         key,
         mdp,
