@@ -20,6 +20,7 @@ from rlbook import (
     envs,
     mdp,
     natural,
+    nets,
     ntk,
     plotting,
     policies,
@@ -848,3 +849,17 @@ def test_score_function_term_takes_a_pytree_baseline():
     np.testing.assert_allclose(got["w"], want, rtol=1e-6)
     scalar = E.score_function_term(f, log_prob, theta, x, baseline=0.1)
     np.testing.assert_allclose(scalar["w"], (fx - 0.1) * (x - theta["w"]) + x, rtol=1e-6)
+
+
+def test_networks_name_their_input():
+    """nets.mlp_apply names the input as its caller does; the agents' networks say 'obs'."""
+    params = nets.mlp_init(jax.random.PRNGKey(0), [3, 4, 2])
+    with pytest.raises(ValueError, match="input_name"):
+        nets.mlp_apply(params, jnp.ones(3), input_name="")
+    with pytest.raises(ValueError, match="features must"):
+        nets.mlp_apply(params, jnp.ones(2), input_name="features")
+    for q in (dqn.q_values, offline_q.q_values):
+        with pytest.raises(ValueError, match="obs"):
+            q(params, jnp.ones(2))
+    with pytest.raises(ValueError, match="obs"):
+        offpolicy.actor_apply(params, jnp.full(3, jnp.nan))
