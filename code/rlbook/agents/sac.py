@@ -38,6 +38,7 @@ __all__ = [
     "targets",
     "actor_loss",
     "temperature_loss",
+    "temperature_step",
     "update",
     "explore",
     "agent",
@@ -173,6 +174,14 @@ def temperature_loss(log_temperature, logp, target_entropy):
     return -log_temperature * jnp.mean(jax.lax.stop_gradient(logp) + target_entropy)
 
 
+def temperature_step(log_temperature, opt_state, logp, action_dim: int, learning_rate):
+    """One Adam step of log β on :func:`temperature_loss` with the entropy target
+    H̄ = −``action_dim``; returns the new log β and Adam state. SAC and SVG(1) share it."""
+    grad = jax.grad(temperature_loss)(log_temperature, logp, -float(action_dim))
+    upd, opt_state = optax.adam(learning_rate).update(grad, opt_state, log_temperature)
+    return optax.apply_updates(log_temperature, upd), opt_state
+
+
 def update(key, state: State, batch: offpolicy.Transition, step, config: Config):
     """One SAC update: twin critics, actor on the new critics, temperature, critic target."""
     del step
@@ -195,10 +204,9 @@ def update(key, state: State, batch: offpolicy.Transition, step, config: Config)
     )
     log_t, t_opt = state.log_temperature, state.temperature_opt
     if config.learn_temperature:
-        target_entropy = -float(batch.action.shape[-1])
-        grad = jax.grad(temperature_loss)(log_t, logp, target_entropy)
-        upd, t_opt = optax.adam(config.temperature_lr).update(grad, t_opt, log_t)
-        log_t = optax.apply_updates(log_t, upd)
+        log_t, t_opt = temperature_step(
+            log_t, t_opt, logp, batch.action.shape[-1], config.temperature_lr
+        )
     state = State(
         actor,
         critic,

@@ -400,9 +400,9 @@ def update(key, state: sac.State, batch: offpolicy.Transition, step, config: Con
     )
     log_t, t_opt = state.log_temperature, state.temperature_opt
     if config.learn_temperature:
-        grad = jax.grad(sac.temperature_loss)(log_t, logp, -float(batch.action.shape[-1]))
-        upd, t_opt = optax.adam(config.temperature_lr).update(grad, t_opt, log_t)
-        log_t = optax.apply_updates(log_t, upd)
+        log_t, t_opt = sac.temperature_step(
+            log_t, t_opt, logp, batch.action.shape[-1], config.temperature_lr
+        )
     state = sac.State(
         actor,
         critic,
