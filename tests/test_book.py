@@ -55,6 +55,43 @@ def test_the_book_builds_with_every_cell_executed(built_book):
 
 
 @pytest.mark.book
+def test_the_api_pages_document_every_public_name(built_book):
+    """Every public module of rlbook has an API page (book/api.md, sphinx-autoapi) with an
+    entry for each name of its ``__all__``, and no entry for a name outside it."""
+    import importlib
+    import pkgutil
+    import re
+
+    import rlbook
+
+    assert built_book.ok
+    html = ROOT / "_build" / "html"
+    assert (html / "book" / "api.html").exists()
+    missing, extra, names = [], [], 0
+    modules = [rlbook] + [
+        importlib.import_module(m.name)
+        for m in pkgutil.walk_packages(rlbook.__path__, "rlbook.")
+        if not any(part.startswith("_") for part in m.name.split("."))
+    ]
+    for module in modules:
+        page = html / "autoapi" / Path(*module.__name__.split(".")) / "index.html"
+        assert page.is_file(), f"{module.__name__} has no API page"
+        ids = set(re.findall(r'id="([^"]+)"', page.read_text(encoding="utf-8")))
+        public = set(getattr(module, "__all__", []))
+        names += len(public)
+        missing += [f"{module.__name__}.{n}" for n in public if f"{module.__name__}.{n}" not in ids]
+        own = {i for i in ids if re.fullmatch(re.escape(module.__name__) + r"\.\w+", i)}
+        submodules = {
+            f"{module.__name__}.{m.name}"
+            for m in pkgutil.iter_modules(getattr(module, "__path__", []))
+        }
+        extra += sorted(own - {f"{module.__name__}.{n}" for n in public} - submodules)
+    assert names > 250
+    assert not missing, f"public names without an API entry: {missing}"
+    assert not extra, f"API entries outside __all__: {extra}"
+
+
+@pytest.mark.book
 def test_a_failing_check_fails_the_build_and_names_chapter_and_cell(tmp_path):
     pages = {
         "intro": "# A throw-away book\n\nNothing to execute here.\n",

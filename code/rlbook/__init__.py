@@ -4,9 +4,9 @@ One module per idea; building blocks are small pure functions of arrays,
 unbatched, batched by the caller with ``jax.vmap``, with randomness only through
 an explicit ``jax.random`` key passed first.
 
-======================  =======================================================
+======================= =======================================================
 module                  holds
-======================  =======================================================
+======================= =======================================================
 ``seeds``               every key and generator of the book from one build seed
                         (RLBOOK_SEED); seed sets for calibrated claims
 ``claims``              learning claims checked against calibrated thresholds;
@@ -65,7 +65,7 @@ module                  holds
                         exactly jit(vmap))
 ``plotting``            shared figure helpers (the only module importing
                         matplotlib)
-======================  =======================================================
+======================= =======================================================
 
 Each module's docstring names the chapter that derives what it computes.
 """

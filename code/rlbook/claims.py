@@ -54,7 +54,7 @@ OUT_ENV = "RLBOOK_CALIBRATION_OUT"
 def z_bound(count: int = 1, p: float = 1e-4) -> float:
     """Tolerance, in standard errors, of a Monte-Carlo check making ``count`` comparisons.
 
-    The |z| that ``count`` standard-normal statistics all stay below except with
+    The :math:`|z|` that ``count`` standard-normal statistics all stay below except with
     probability at most ``p`` (two-sided, Bonferroni), and never less than 4 (a two-sided
     tail of 6e-5): a correct estimator fails the check with probability at most ``p``.
     """

@@ -424,7 +424,7 @@ def gumbel_softmax_log_prob(logits: jax.Array, temperature, y: jax.Array) -> jax
 
     with respect to Lebesgue measure on the first K − 1 coordinates (y_K = 1 − Σ_{k<K} y_k).
     −∞ off the open simplex (never NaN): when some y_k ≤ 0 or y_k > 1 (the faces
-    y_k = 0 have probability zero), or when |Σ_k y_k − 1| exceeds √ε of y's dtype
+    y_k = 0 have probability zero), or when :math:`|Σ_k y_k − 1|` exceeds √ε of y's dtype
     (3.5e-4 in float32, 1.5e-8 in float64). Invariant to adding a constant to the logits θ.
     """
     _finite("logits", logits)
@@ -463,7 +463,9 @@ __all__ += [
 
 
 def tanh_log_det_jacobian(u: jax.Array) -> jax.Array:
-    """Σ_i log(1 − tanh² u_i) = Σ_i 2 (log 2 − u_i − softplus(−2 u_i)), stable for large |u|."""
+    """Σ_i log(1 − tanh² u_i) = Σ_i 2 (log 2 − u_i − softplus(−2 u_i)), stable for large
+    :math:`|u|`.
+    """
     _finite("u", u)
     return _tanh_log_det_jacobian(u)
 
@@ -489,7 +491,7 @@ def tanh_gaussian_log_prob(
 ) -> jax.Array:
     """log π(a) = log N(atanh a; μ, σ²) − Σ_i log(1 − a_i²), with a clipped to ±(1 − eps).
 
-    The support is the open box (−1, 1)^D: −∞ when some |a_i| ≥ 1 (the density tends
+    The support is the open box (−1, 1)^D: −∞ when some :math:`|a_i| ≥ 1` (the density tends
     to 0 there; a_i = ±1 has probability zero). Inside, an a_i within ``eps`` of ±1 is
     clipped to ±(1 − eps) before the atanh, so that the result stays finite.
     """

@@ -127,7 +127,7 @@ class CartPole:
     """CartPole-v1: push a cart left (action 0) or right (action 1) to keep a pole up.
 
     Observation (x, ẋ, θ, θ̇), reward 1 every step including the terminal one,
-    termination when |x| > 2.4 or |θ| > 12°, truncation at 500 steps.
+    termination when :math:`|x| > 2.4` or :math:`|θ| > 12°`, truncation at 500 steps.
     """
 
     obs_dim = 4

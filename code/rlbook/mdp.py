@@ -167,7 +167,7 @@ def greedy_policy(q: jax.Array) -> jax.Array:
 
 
 def uniform_policy(mdp: MDP) -> jax.Array:
-    """π(a | s) = 1 / |A| for every state, shape [S, A]."""
+    """π(a | s) = 1 / :math:`|A|` for every state, shape [S, A]."""
     _checks.an_mdp(mdp)
     return jnp.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions, dtype=mdp.P.dtype)
 
@@ -240,7 +240,7 @@ def return_second_moment(mdp: MDP, pi: jax.Array) -> jax.Array:
 
     Rewards are the deterministic r(s, a), so G = r(s, a) + γ G' with G' the
     return from s' ∼ P(· | s, a), and squaring gives a Bellman equation for the
-    second moment (Sobel 1982) with discount γ²:
+    second moment (Sobel 1982) with discount γ²::
 
         M^π(s, a) = r(s, a)² + 2γ r(s, a) Σ_s' P(s' | s, a) V^π(s')
                     + γ² Σ_s' P(s' | s, a) M_V(s'),
@@ -264,7 +264,7 @@ def gae_moments(mdp: MDP, pi: jax.Array, v: jax.Array, lam) -> tuple[jax.Array, 
     With a value estimate V (any array [S]), TD errors
     δ_t = r(s_t, a_t) + γ V(s_{t+1}) − V(s_t) and κ = γλ, the estimate
     X = Â^{GAE(γ, λ)}_0 = Σ_l κ^l δ_l (Schulman et al. 2016) satisfies X = δ_0 + κ X'
-    with X' the same sum from s_1, a_1 ∼ π. Conditioning on (s_0, a_0) = (s, a):
+    with X' the same sum from s_1, a_1 ∼ π. Conditioning on (s_0, a_0) = (s, a)::
 
         μ(s, a) = E[X | s, a] = δ̄(s, a) + κ Σ_s' P(s' | s, a) μ_π(s'),
         m(s, a) = E[X² | s, a] = Σ_s' P(s' | s, a) [δ(s, a, s')² + 2κ δ(s, a, s') μ_π(s')
@@ -410,7 +410,7 @@ def soft_value(q: jax.Array, temperature) -> jax.Array:
 
     ``q`` has shape [..., A]; the result has shape [...]. It is computed stably
     (max-shifted, ``jax.nn.logsumexp``) and satisfies
-    max_a Q(s, a) ≤ V_β(s) ≤ max_a Q(s, a) + β log |A|, so it tends to the hard
+    max_a Q(s, a) ≤ V_β(s) ≤ max_a Q(s, a) + β log :math:`|A|`, so it tends to the hard
     maximum as β → 0 (Ziebart et al. 2008; Haarnoja et al. 2017; the Q-learning
     chapter, ``q-soft``). A concrete ``temperature`` whose reciprocal overflows in
     q's floating dtype (1e-45 in float32) is refused, as in :func:`soft_value_iteration`.
@@ -429,7 +429,7 @@ def soft_bellman_opt_q(mdp: MDP, q: jax.Array, temperature) -> jax.Array:
 
     The entropy-regularized (soft) Bellman optimality operator with temperature
     β > 0; a γ-contraction in the sup norm whose fixed point Q*_β satisfies
-    0 ≤ Q*_β − Q* ≤ γ β log |A| / (1 − γ) elementwise. A concrete ``temperature``
+    0 ≤ Q*_β − Q* ≤ γ β log :math:`|A|` / (1 − γ) elementwise. A concrete ``temperature``
     whose reciprocal overflows in q's dtype is refused (by :func:`soft_value`).
     """
     _checks.an_mdp(mdp)
@@ -505,8 +505,11 @@ def projected_value_iteration(
 ) -> jax.Array:
     """Least-squares fitted value iteration with linear features, Q_w = Φ w.
 
-    w_{k+1} = argmin_w Σ_{s,a} D(s, a) (Φ w − T^* Φ w_k)²(s, a)
-            = (Φᵀ D Φ)⁻¹ Φᵀ D T^*(Φ w_k),
+    ::
+
+        w_{k+1} = argmin_w Σ_{s,a} D(s, a) (Φ w − T^* Φ w_k)²(s, a)
+                = (Φᵀ D Φ)⁻¹ Φᵀ D T^*(Φ w_k),
+
     that is Q_{k+1} = Π_D T^* Q_k with Π_D the D-weighted orthogonal projection
     onto the span of the features: fitted Q-iteration (Ernst et al. 2005) with
     exact expectations and a linear regressor. ``features`` Φ has shape

@@ -6,7 +6,7 @@ J(θ) when step lengths are measured by the Fisher information of the policy,
     F(θ) = E_{s ∼ d, a ∼ π_θ}[∇ log π_θ(a | s) ∇ log π_θ(a | s)ᵀ],
 
 which is the Hessian at θ' = θ of the mean KL divergence
-θ' ↦ E_s[KL(π_θ(·|s) ‖ π_θ'(·|s))]. This module never forms F for a network:
+θ' ↦ E_s[KL(π_θ(· | s) ‖ π_θ'(· | s))]. This module never forms F for a network:
 
 * :func:`fisher_vector_product` computes F v as a forward-mode derivative (``jvp``)
   of the gradient of the mean KL, on the parameters flattened by ``ravel_pytree``
@@ -22,7 +22,7 @@ which is the Hessian at θ' = θ of the mean KL divergence
   that puts the second-order KL of the step at δ (the step TRPO builds on).
 
 A mean-KL function is the argument every function here shares: a pure function
-``kl(params_old, params_new) -> scalar`` returning E_s[KL(π_old(·|s) ‖ π_new(·|s))]
+``kl(params_old, params_new) -> scalar`` returning E_s[KL(π_old(· | s) ‖ π_new(· | s))]
 over whatever batch of states it closes over, for two parameter pytrees of the
 same structure. The Fisher matrix of the book's chapter on natural gradients is its
 Hessian in ``params_new`` at ``params_new = params_old``.

@@ -48,7 +48,7 @@ def ou_step(key: jax.Array, x: jax.Array, theta, sigma, dt, mu=0.0) -> jax.Array
 
 
 def ou_path(key: jax.Array, x0: jax.Array, n_steps: int, theta, sigma, dt, mu=0.0) -> jax.Array:
-    """X_1, …, X_n from X_0 = ``x0`` by ``ou_step``: shape [n_steps, *x0.shape]."""
+    """X_1, …, X_n from X_0 = ``x0`` by ``ou_step``: shape ``[n_steps, *x0.shape]``."""
     _checks.finite("x0", x0)
     _checks.finite("mu", mu)
     _checks.positive_int("n_steps", n_steps)

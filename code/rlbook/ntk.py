@@ -20,20 +20,20 @@ Hongler 2018) and :math:`D_\rho = \operatorname{diag}(\rho)` the weights of the
 data distribution. This module computes those objects and the quantities the
 chapter's theorems are stated in:
 
-==============================  ==============================================
+=============================== ==============================================
 ``jacobian``, ``empirical_ntk``  J of shape [n, p] and K = J Jᵀ of shape [n, n]
 ``linearized_step``              α K D_ρ δ, the first-order function-space step
 ``semi_gradient_step``           θ + α Jᵀ D_ρ δ, by one vector–Jacobian product
 ``contraction_modulus``          the sup-norm Lipschitz bound of
                                  U(Q) = Q + α K D_ρ (T Q − Q) (theorem tdd-thm-contraction)
-``dominance_ratio``              max_i Σ_{j≠i} |K_ij| ρ_j / (K_ii ρ_i)
+``dominance_ratio``              max_i Σ_{j≠i} \|K_ij| ρ_j / (K_ii ρ_i)
 ``preqn_step``                   θ + α Jᵀ (K + λ I)⁻¹ δ, the preconditioned step (PreQN)
 ``linear_td``                    A = Φᵀ D (I − γ P_π) Φ and b = Φᵀ D r_π of linear TD(0)
 ``heavy_ball_rate``              the spectral radius of linearized heavy-ball TD
 ``heavy_ball_roots``             the characteristic roots of each of its modes
 ``padded_mlp_init``              an MLP of any width ≤ a maximum, zero-padded, so
                                  widths are a data axis that ``vmap`` can batch
-==============================  ==============================================
+=============================== ==============================================
 
 The chapter's deep example, Q-learning of an MLP on a fixed dataset with the plain or the
 preconditioned step, is an agent: :mod:`rlbook.agents.offline_q`.
@@ -155,13 +155,13 @@ def semi_gradient_step(f: Callable, params, rho: jax.Array, delta: jax.Array, al
 
 
 def contraction_modulus(K: jax.Array, rho: jax.Array, alpha, gamma) -> jax.Array:
-    r"""β = max_i Σ_j ( |δ_ij − M_ij| + γ |M_ij| ) with M = α K D_ρ (theorem tdd-thm-contraction).
+    r"""β = max_i Σ_j ( \|δ_ij − M_ij| + γ \|M_ij| ) with M = α K D_ρ (theorem tdd-thm-contraction).
 
     For any operator T that is a γ-contraction in the sup norm (T^π or T^*),
     U(Q) = Q + α K D_ρ (T Q − Q) satisfies ‖U Q₁ − U Q₂‖∞ ≤ β ‖Q₁ − Q₂‖∞.
     When α K_ii ρ_i ≤ 1 for every i this is
-    β = 1 − min_i [ (1 − γ) M_ii − (1 + γ) Σ_{j≠i} |M_ij| ], and β < 1 exactly when
-    (1 + γ) Σ_{j≠i} |K_ij| ρ_j < (1 − γ) K_ii ρ_i for every i (Achiam et al. 2019).
+    β = 1 − min_i [ (1 − γ) M_ii − (1 + γ) Σ_{j≠i} \|M_ij| ], and β < 1 exactly when
+    (1 + γ) Σ_{j≠i} \|K_ij| ρ_j < (1 − γ) K_ii ρ_i for every i (Achiam et al. 2019).
     A scalar.
     """
     _check_kernel(K, rho)
@@ -173,7 +173,7 @@ def contraction_modulus(K: jax.Array, rho: jax.Array, alpha, gamma) -> jax.Array
 
 
 def dominance_ratio(K: jax.Array, rho: jax.Array) -> jax.Array:
-    r"""max_i Σ_{j≠i} |K_ij| ρ_j / (K_ii ρ_i): the theorem asks for less than (1 − γ)/(1 + γ).
+    r"""max_i Σ_{j≠i} \|K_ij| ρ_j / (K_ii ρ_i): the theorem asks for less than (1 − γ)/(1 + γ).
 
     A scalar; a row with K_ii ρ_i = 0 (a pair the step never corrects directly)
     makes it ``inf``.

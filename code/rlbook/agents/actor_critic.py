@@ -184,7 +184,7 @@ class Batch(NamedTuple):
 
 
 def loss(params, policy, batch: Batch, value_coef, entropy_coef, normalize: bool = True):
-    """L(θ, φ) = −mean[log π_θ(a|s) Ã] + c_V mean[(V_φ(s) − Ĝ)²] − c_H mean[H(π_θ(·|s))].
+    """L(θ, φ) = −mean[log π_θ(a | s) Ã] + c_V mean[(V_φ(s) − Ĝ)²] − c_H mean[H(π_θ(· | s))].
 
     Ã is Â standardized over the batch when ``normalize`` (a constant baseline and a
     rescaling, both held constant: no gradient flows through Â or Ĝ). Returns

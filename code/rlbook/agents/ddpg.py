@@ -74,7 +74,7 @@ class State(NamedTuple):
 
 
 def init(key, obs_dim: int, act_dim: int, config: Config) -> State:
-    """Actor [obs_dim, *hidden, act_dim], critic [obs_dim + act_dim, *hidden, 1],
+    """Actor ``[obs_dim, *hidden, act_dim]``, critic ``[obs_dim + act_dim, *hidden, 1]``,
     targets = copies."""
     k_a, k_c = jax.random.split(key)
     actor = nets.mlp_init(k_a, [obs_dim, *config.hidden, act_dim], final_scale=0.1)

@@ -1,8 +1,9 @@
 r"""Natural policy gradient with a KL-sized step (Kakade 2001; Schulman et al. 2015, §C).
 
 Every update samples N fresh episodes with π_θ exactly as REINFORCE does, and
-estimates the same vanilla gradient ĝ (``rlbook.agents.reinforce``: :func:`rollout`,
-:func:`targets` and the surrogate :func:`loss` are that module's). Instead of an
+estimates the same vanilla gradient ĝ (``rlbook.agents.reinforce``:
+:func:`~rlbook.agents.reinforce.rollout`, :func:`~rlbook.agents.reinforce.targets` and
+the surrogate :func:`~rlbook.agents.reinforce.loss` are that module's). Instead of an
 optimizer step it then solves (F̂ + λI) s = ĝ by conjugate gradient on
 Fisher-vector products of the mean KL over the visited states, and steps
 
@@ -84,7 +85,7 @@ class TrainState(NamedTuple):
 
 
 def mean_kl(policy, obs, mask):
-    """``kl(params_old, params_new)``: E_s KL(π_old(·|s) ‖ π_new(·|s)) over the visited states.
+    """``kl(params_old, params_new)``: E_s KL(π_old(· | s) ‖ π_new(· | s)) over the visited states.
 
     ``obs`` has leaves [T, N, obs_dim] and ``mask`` [T, N] marks the states that count
     (the first episode of each environment); the result is the masked mean, the

@@ -5,11 +5,13 @@ semi-gradient step, DQN's step with SGD, against PreQN, the step preconditioned 
 inverse of the empirical NTK on the minibatch (Achiam, Knight & Abbeel 2019), whose
 kernel objects are in :mod:`rlbook.ntk`.
 
-``Config``, ``make_train``   the agent: ``make_train(config, mdp, obs, dataset)`` returns
-                             ``train(key, learning_rate=None) -> (params, metrics)``
-``sample_dataset``           transitions (s, a, r, s') with (s, a) ∼ ρ
-``q_values``                 Q_θ(s, ·) of the tanh MLP
+=================================  ============================================================
+``Config``, ``make_train``         the agent: ``make_train(config, mdp, obs, dataset)`` returns
+                                   ``train(key, learning_rate=None) -> (params, metrics)``
+``sample_dataset``                 transitions (s, a, r, s') with (s, a) ∼ ρ
+``q_values``                       Q_θ(s, ·) of the tanh MLP
 ``targets``, ``loss``, ``update``  the target, the semi-gradient loss and one step
+=================================  ============================================================
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Config:
     """"semi-gradient": θ += α Σ_b ∇Q_b δ_b / B (DQN's step with plain SGD);
     "preqn": θ += α Jᵀ (K + λI)⁻¹ δ on the minibatch (Achiam et al. 2019)."""
     hidden: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the tanh MLP mapping state features to |A| values."""
+    """Hidden layer widths of the tanh MLP mapping state features to :math:`|A|` values."""
     learning_rate: float = 0.1
     """Step size α."""
     batch_size: int = 32
@@ -153,7 +155,7 @@ def make_train(config: Config, mdp: mdp_lib.MDP, obs: jax.Array, dataset: dict):
 
     ``obs`` [S, d] are the network's inputs per state; ``dataset`` comes from
     :func:`sample_dataset`. The metrics, every ``log_every`` steps, are
-    ``q_max`` = max_{s,a} |Q_θ(s, a)| and ``error`` = ‖Q_θ − Q*‖∞ over all pairs.
+    ``q_max`` = max_{s,a} \|Q_θ(s, a)| and ``error`` = ‖Q_θ − Q*‖∞ over all pairs.
     The whole run is one ``lax.scan``; ``jax.vmap(train)`` runs seeds at once,
     and since ``learning_rate`` (overriding ``config.learning_rate``) may be
     traced, a vmap over step

@@ -4,7 +4,7 @@ Each update runs N environments for T steps (``rlbook.rollouts``), computes GAE(
 advantages Â_t and λ-returns with the critic V_φ (``rlbook.agents.actor_critic.targets``,
 i.e. ``rlbook.returns.gae``), and then takes E epochs of K minibatch Adam steps on
 
-    −L^CLIP(θ') + c_V mean[(V_φ(s) − Ĝ)²] − c_H mean[H(π_θ'(·|s))],
+    −L^CLIP(θ') + c_V mean[(V_φ(s) − Ĝ)²] − c_H mean[H(π_θ'(· | s))],
     L^CLIP(θ') = mean_t[min(r_t(θ') Â_t, clip(r_t(θ'), 1 − ε, 1 + ε) Â_t)],
     r_t(θ') = π_θ'(a_t | s_t) / π_θ(a_t | s_t),
 
@@ -142,7 +142,7 @@ class Batch(NamedTuple):
 
 
 def loss(params, policy, batch: Batch, clip_eps, value_coef, entropy_coef, normalize: bool = True):
-    """−mean L^CLIP + c_V mean[(V_φ(s) − Ĝ)²] − c_H mean H(π_θ'(·|s)); returns ``(L, aux)``.
+    """−mean L^CLIP + c_V mean[(V_φ(s) − Ĝ)²] − c_H mean H(π_θ'(· | s)); returns ``(L, aux)``.
 
     ``aux = (policy_objective, value_loss, entropy, clip_fraction)``, the last the
     fraction of samples whose ratio lies outside [1 − ε, 1 + ε].

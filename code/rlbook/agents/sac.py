@@ -2,7 +2,7 @@ r"""Soft actor-critic (Haarnoja et al. 2018a, b), in the ``make_train`` form.
 
 The now-standard version (Haarnoja et al. 2018b): a tanh-Gaussian actor
 π_θ(a | s), a = tanh(μ_θ(s) + σ_θ(s) ε); twin critics with Polyak targets and
-no separate value network; a learned temperature β = exp(log β). One update:
+no separate value network; a learned temperature β = exp(log β). One update::
 
     a' ∼ π_θ(· | s'),  y = r + γ (1 − terminated) [min_i Q_φ̄i(s', a') − β log π_θ(a' | s')]
     φ ← φ − α_Q ∇_φ ½ Σ_i mean_B (Q_φi(s, a) − y)²                        (soft policy evaluation)
@@ -47,7 +47,8 @@ __all__ = [
     "LOG_STD_MAX",
 ]
 
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+LOG_STD_MIN = -5.0
+LOG_STD_MAX = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +87,7 @@ class State(NamedTuple):
 
 
 def init(key, obs_dim: int, act_dim: int, config: Config) -> State:
-    """Actor [obs_dim, *hidden, 2·act_dim] (mean, log σ), two critics, target = copy, log β."""
+    """Actor ``[obs_dim, *hidden, 2·act_dim]`` (mean, log σ), two critics, target = copy, log β."""
     k_a, k_c = jax.random.split(key)
     actor = nets.mlp_init(k_a, [obs_dim, *config.hidden, 2 * act_dim], final_scale=0.1)
     critic = offpolicy.twin_critic_init(k_c, [obs_dim + act_dim, *config.hidden, 1])

@@ -318,7 +318,9 @@ class Config(sac.Config):
 
 
 def init(key, obs_dim: int, act_dim: int, config: Config) -> sac.State:
-    """Actor [obs_dim, *hidden, 2·act_dim] (mean, log σ), two value nets [obs_dim, *hidden, 1]."""
+    """Actor ``[obs_dim, *hidden, 2·act_dim]`` (mean, log σ), two value nets
+    ``[obs_dim, *hidden, 1]``.
+    """
     k_a, k_c = jax.random.split(key)
     actor = nets.mlp_init(k_a, [obs_dim, *config.hidden, 2 * act_dim], final_scale=0.1)
     critic = offpolicy.twin_critic_init(k_c, [obs_dim, *config.hidden, 1])

@@ -6,7 +6,7 @@ advantages Â_t of generalized advantage estimation with a learned V_φ
 solves the trust-region problem
 
     max_θ' L_θ(θ') = mean_t[π_θ'(a_t | s_t) / π_θ(a_t | s_t) Â_t]
-    subject to D̄(θ, θ') = mean_t KL(π_θ(·|s_t) ‖ π_θ'(·|s_t)) ≤ δ
+    subject to D̄(θ, θ') = mean_t KL(π_θ(· | s_t) ‖ π_θ'(· | s_t)) ≤ δ
 
 approximately: the gradient g = ∇L_θ(θ) (the policy gradient), the direction
 s ≈ (F + λI)⁻¹ g by conjugate gradient on Fisher-vector products and the maximal
