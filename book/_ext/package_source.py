@@ -58,7 +58,7 @@ def _find(tree: ast.AST, path: list[str], name: str):
 
 
 def source_lines(name: str, *, docstring: bool = False, start_at: str | None = None):
-    """(file, first line number, lines) of the object ``name``, as the directive shows it."""
+    """(file, first and last line numbers, code) of the object ``name``, as shown."""
     path, obj = _locate(name)
     text = path.read_text()
     node = _find(ast.parse(text), obj, name)
