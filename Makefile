@@ -9,9 +9,11 @@
 #                   compared with the build's outputs cell by cell; and the XLA:CPU deadlock
 #                   that rlbook's one-thread pool avoids, still there in the locked jaxlib
 #   make calibrate  every learning claim on 20 independent seed sets (book/calibration.json)
-#   make bench      a cold build's execution time per chapter (_build/bench.json)
+#   make bench      a cold build's execution time per chapter, split into compiling and the
+#                   rest (_build/bench.json)
 #   make notebooks  every chapter as a plain .ipynb in _build/notebooks
 #   make lock       regenerate requirements.txt from pyproject.toml
+# Chapters execute RLBOOK_JOBS at a time (default: one per CPU, at most four).
 
 PYTHON   ?= python3
 VENV     := .venv

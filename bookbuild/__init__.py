@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,9 @@ __all__ = [
     "build",
     "BuildResult",
     "execute_chapter",
+    "execute_into_cache",
+    "jobs",
+    "last_times",
     "notebooks",
     "bench",
     "main",
@@ -370,13 +374,14 @@ class Progress:
     """One line per chapter from Sphinx's log: its place, its time, and what remains
     (estimated from the last build's per-chapter times)."""
 
-    def __init__(self, root: Path, write=None):
+    def __init__(self, root: Path, write=None, executed: set[str] = frozenset()):
         self.order = [c.with_suffix("").as_posix() for c in chapters(root) if is_notebook(root / c)]
         path = root / TIMES_FILE
         self.last = json.loads(path.read_text()) if path.exists() else {}
         self.write = write or (lambda text: print(text, flush=True))
         self.doc = None
         self.done: set[str] = set()
+        self.executed = executed  # executed by execute_into_cache, already reported
 
     def _left(self) -> str:
         todo = [d for d in self.order if d not in self.done and d != self.doc]
@@ -402,13 +407,207 @@ class Progress:
             self.write(f"{tag}: executed in {float(m['sec']):.1f} s{self._left()}")
         elif "Using cached notebook" in line:
             self.done.add(self.doc)
+            if self.doc in self.executed:
+                return
             self.write(f"{tag}: unchanged, taken from the execution cache")
         elif "Executing notebook failed" in line:
             self.done.add(self.doc)
             self.write(f"{tag}: FAILED ({line.split('failed:')[-1].strip()})")
 
 
-def build(root: Path | str = ".", *, cold: bool = False, quiet: bool = False) -> BuildResult:
+# An IPython startup file for `make bench`'s kernels: it adds up the seconds JAX reports
+# for each stage of making a program (tracing, lowering to MLIR, XLA's backend compile,
+# reading the persistent cache) and for the cache's hits and misses, and rewrites the
+# totals to $RLBOOK_COMPILE_LOG after each (a few hundred per chapter). Build and test
+# kernels do not load it.
+COMPILE_LOG_STARTUP = """\
+import collections as _c, json as _j, os as _o
+from jax import monitoring as _m
+
+_totals = _c.Counter()
+_path = _o.environ.get("RLBOOK_COMPILE_LOG")
+
+
+def _write():
+    with open(_path, "w") as f:
+        _j.dump(dict(_totals), f)
+
+
+def _duration(event, secs, **kw):
+    _totals[event] += secs
+    _write()
+
+
+def _count(event, **kw):
+    _totals[event + " (count)"] += 1
+    _write()
+
+
+if _path:
+    _m.register_event_duration_secs_listener(_duration)
+    _m.register_event_listener(_count)
+"""
+
+
+@contextmanager
+def _kernel(nb, cwd: Path, timeout: int):
+    """A client for ``nb`` whose kernel starts in ``cwd`` and talks over Unix sockets.
+
+    Over IPC the kernel has no TCP port to warn about (its "Kernel is running over TCP
+    without encryption" notice, once per chapter), and what it does write to stderr
+    still reaches the terminal. The kernel is shut down on the way out.
+    """
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    with tempfile.TemporaryDirectory(prefix="rlbook-kernel-") as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "k"))
+        try:
+            yield NotebookClient(
+                nb,
+                km=km,
+                timeout=timeout,
+                kernel_name="python3",
+                allow_errors=False,
+                record_timing=False,  # as myst-nb: cell metadata is part of jupyter-cache's key
+                resources={"metadata": {"path": str(cwd)}},
+            )
+        finally:
+            # nbclient shuts down only the kernels of managers it made itself.
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
+
+
+def jobs() -> int:
+    """How many chapters execute at once: ``RLBOOK_JOBS``, or one per CPU up to four.
+
+    Each kernel runs XLA on one thread (:data:`KERNEL_THREADS`) and compiles on one, so a
+    chapter keeps one core busy; two at once on this book's 2-core machine take about half
+    the wall time of one after another. Four bounds the memory a build takes.
+    """
+    raw = os.environ.get("RLBOOK_JOBS", "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"RLBOOK_JOBS must be a positive integer, got {raw!r}")
+        return int(raw)
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _myst_notebook(path: Path):
+    """The notebook myst-nb makes of a MyST chapter, so that jupyter-cache's key (its code
+    cells and kernelspec) is the one the Sphinx build looks up."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    return read_myst_markdown_notebook(path.read_text(encoding="utf-8"), path=path)
+
+
+def execute_into_cache(
+    root: Path | str,
+    *,
+    n_jobs: int | None = None,
+    timeout: int = 600,
+    write=None,
+    compile_log: Path | None = None,
+) -> dict[str, str]:
+    """Execute, ``n_jobs`` at a time, every chapter the execution cache lacks; cache each.
+
+    The Sphinx build that follows finds every chapter executed here in the cache, exactly
+    as if it had executed it itself (same notebook, same kernel environment), and
+    executes only what failed here (to report it in its log). Longest chapters start
+    first, by the last build's times, so that the last to finish is a short one. Prints
+    one line per chapter as it ends. Returns {chapter without suffix: None, or the
+    exception's name where it failed} for every chapter it executed. With
+    ``compile_log``, each kernel writes there what JAX spent compiling
+    (:data:`COMPILE_LOG_STARTUP`), one ``<chapter>.json`` each.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    root = Path(root).resolve()
+    write = write or (lambda text: print(text, flush=True))
+    cache = get_cache(root / CACHE_DIR)
+    pages = [c for c in chapters(root) if is_notebook(root / c)]
+    todo = {}
+    for c in pages:
+        nb = _myst_notebook(root / c)
+        try:
+            cache.match_cache_notebook(nb)
+        except KeyError:
+            todo[c] = nb
+    if not todo:
+        return {}
+    last = last_times(root)
+    order = sorted(todo, key=lambda c: -last.get(c.with_suffix("").as_posix(), 0.0))
+    n_jobs = n_jobs or jobs()
+    env = kernel_env()
+    expected = sum(last.get(c.with_suffix("").as_posix(), 0.0) for c in order)
+    write(
+        f"bookbuild: executing {len(order)} chapter(s), {n_jobs} at a time"
+        + (f"; the last build took {expected:.0f} s of chapter time" if expected else "")
+    )
+
+    if compile_log is not None:
+        startup = Path(compile_log) / "ipython" / "profile_default" / "startup"
+        startup.mkdir(parents=True, exist_ok=True)
+        (startup / "00-rlbook-compile-log.py").write_text(COMPILE_LOG_STARTUP)
+        env["IPYTHONDIR"] = str(Path(compile_log) / "ipython")
+
+    def run(c: Path):
+        nb = todo[c]
+        t0 = time.perf_counter()
+        own = dict(env)
+        if compile_log is not None:
+            own["RLBOOK_COMPILE_LOG"] = str(Path(compile_log) / f"{c.stem}.json")
+        try:
+            with _kernel(nb, (root / c).parent, timeout) as client:
+                client.execute(env=own)
+        except (CellExecutionError, CellTimeoutError) as exc:
+            return c, nb, time.perf_counter() - t0, f"{type(exc).__name__}"
+        return c, nb, time.perf_counter() - t0, None
+
+    def left(finished: set[Path]) -> str:
+        rest = [last.get(c.with_suffix("").as_posix()) for c in order if c not in finished]
+        known = [t for t in rest if t]
+        if not rest or not known:
+            return ""
+        return f"; about {sum(known) / n_jobs:.0f} s left"
+
+    results, finished, t_start = {}, set(), time.perf_counter()
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        futures = [pool.submit(run, c) for c in order]
+        for fut in as_completed(futures):
+            c, nb, seconds, err = fut.result()
+            finished.add(c)
+            tag = f"[{len(finished):>2}/{len(order)}] {c.with_suffix('').as_posix()}"
+            doc = c.with_suffix("").as_posix()
+            results[doc] = err
+            if err:
+                write(f"{tag}: FAILED after {seconds:.0f} s ({err}; the build log shows the cell)")
+                continue
+            cache.cache_notebook_bundle(
+                CacheBundleIn(nb, str(root / c), data={"execution_seconds": seconds}),
+                check_validity=False,
+                overwrite=True,
+            )
+            write(
+                f"{tag}: executed in {seconds:.1f} s "
+                f"({time.perf_counter() - t_start:.0f} s since the first started{left(finished)})"
+            )
+    return results
+
+
+def build(
+    root: Path | str = ".",
+    *,
+    cold: bool = False,
+    quiet: bool = False,
+    compile_log: Path | None = None,
+) -> BuildResult:
     """Run ``jupyter-book build`` with warnings as errors; return its log and the failures.
 
     Unless ``quiet``, it prints one line per chapter as it executes (``RLBOOK_VERBOSE=1``
@@ -420,12 +619,15 @@ def build(root: Path | str = ".", *, cold: bool = False, quiet: bool = False) ->
     verbose = os.environ.get("RLBOOK_VERBOSE", "") == "1"
     if reason and not quiet:
         print(f"bookbuild: executing chapters ({reason}); Sphinx's log: {LOG_FILE}", flush=True)
+    t0 = time.perf_counter()
+    executed = execute_into_cache(
+        root, write=(lambda text: None) if quiet else None, compile_log=compile_log
+    )
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb), "build", str(root), "--all", *JB_ARGS]
     env = kernel_env()
-    t0 = time.perf_counter()
     (root / "_build").mkdir(exist_ok=True)
-    progress = Progress(root)
+    progress = Progress(root, executed={c for c, err in executed.items() if err is None})
     proc = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -479,15 +681,33 @@ def output_problems(nb) -> list[tuple[int, str]]:
 
 
 def executed_problems(root: Path) -> list[str]:
-    """Failures found in the executed notebooks of a build (see :func:`output_problems`)."""
-    import nbformat
+    """Failures found in the executed notebooks of a build (see :func:`output_problems`).
 
+    A chapter's executed notebook is read from the execution cache where it is there:
+    myst-nb writes a chapter it took from the cache to ``_build/jupyter_execute``
+    without its outputs. A chapter that failed is not cached; its outputs are in
+    ``_build/jupyter_execute``.
+    """
+    import nbformat
+    from jupyter_cache import get_cache
+
+    cache = get_cache(root / CACHE_DIR) if (root / CACHE_DIR).exists() else None
     out = []
     for ch in chapters(root):
-        executed = root / "_build" / "jupyter_execute" / ch.with_suffix(".ipynb")
-        if not is_notebook(root / ch) or not executed.exists():
+        if not is_notebook(root / ch):
             continue
-        nb = nbformat.read(executed, as_version=4)
+        nb = None
+        if cache is not None:
+            try:
+                record = cache.match_cache_notebook(_myst_notebook(root / ch))
+                nb = cache.get_cache_bundle(record.pk).nb
+            except KeyError:
+                pass
+        executed = root / "_build" / "jupyter_execute" / ch.with_suffix(".ipynb")
+        if nb is None and executed.exists():
+            nb = nbformat.read(executed, as_version=4)
+        if nb is None:
+            continue
         for i, what in output_problems(nb):
             first = [c for c in nb.cells if c.cell_type == "code"][i - 1].source.strip()
             first = first.splitlines()[0][:70] if first else ""
@@ -509,20 +729,14 @@ def execute_chapter(
     """
     import jupytext
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     path = Path(path)
     nb = jupytext.read(path)
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent.resolve())}},
-    )
     t0 = time.perf_counter()
     try:
-        client.execute(env=kernel_env(**(env or {})))
+        with _kernel(nb, path.parent.resolve(), timeout) as client:
+            client.execute(env=kernel_env(**(env or {})))
     except CellExecutionError as exc:
         code = [c for c in nb.cells if c.cell_type == "code"]
         idx = next(
@@ -578,26 +792,90 @@ def execution_times(root: Path | str = ".") -> dict[str, float]:
     return times
 
 
-def bench(root: Path | str = ".") -> dict:
-    """A cold build's per-chapter execution times, plus every ``bench/*.py``'s ``run()``."""
+# Each chapter's execution time in the last `make bench`, kept in the repository: a fresh
+# clone has no build of its own to order its first build by.
+BENCH_TIMES_FILE = Path(__file__).resolve().parent / "chapter_seconds.json"
+
+
+def last_times(root: Path) -> dict[str, float]:
+    """{chapter without suffix: seconds}: this checkout's last build, else the last bench."""
+    for path in (root / TIMES_FILE, BENCH_TIMES_FILE):
+        if path.exists():
+            return json.loads(path.read_text())
+    return {}
+
+
+TEST_SECONDS_FILE = Path("_build") / "test-seconds.json"  # written by tests/conftest.py
+BENCH_TOUCHED = "code/rlbook/agents/sac.py"  # the module whose change bench prices
+
+
+def bench(root: Path | str = ".", *, figures: bool = True) -> dict:
+    """A cold build (empty execution cache, empty XLA cache), each chapter's execution
+    time split into JAX's compile stages and the rest, what a change to one agent module
+    re-executes, the last ``make test``'s wall time, and (with ``figures``) every
+    ``bench/*.py``'s ``run()``; written to ``_build/bench.json``."""
+    import tempfile
+
     root = Path(root).resolve()
-    result = build(root, cold=True)
-    if not result.ok:
-        raise SystemExit("bench: the build failed:\n" + "\n".join(result.failures))
+    with tempfile.TemporaryDirectory(prefix="rlbook-bench-") as tmp:
+        saved = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(Path(tmp) / "jax-cache")
+        try:
+            result = build(root, cold=True, compile_log=Path(tmp) / "compile")
+        finally:
+            if saved is None:
+                os.environ.pop("JAX_COMPILATION_CACHE_DIR")
+            else:
+                os.environ["JAX_COMPILATION_CACHE_DIR"] = saved
+        if not result.ok:
+            raise SystemExit("bench: the build failed:\n" + "\n".join(result.failures))
+        logs = {p.stem: json.loads(p.read_text()) for p in (Path(tmp) / "compile").glob("*.json")}
     times = execution_times(root)
+    chapters_report = {}
+    for ch, sec in sorted(times.items()):
+        log = logs.get(Path(ch).stem, {})
+        backend = log.get("/jax/core/compile/backend_compile_duration", 0.0)
+        front = log.get("/jax/core/compile/jaxpr_trace_duration", 0.0) + log.get(
+            "/jax/core/compile/jaxpr_to_mlir_module_duration", 0.0
+        )
+        chapters_report[ch] = {
+            "seconds": round(sec, 1),
+            "xla_compile": round(backend, 1),
+            "trace_and_lower": round(front, 1),
+            "rest": round(sec - backend - front, 1),
+            "programs_compiled": int(log.get("/jax/compilation_cache/cache_misses (count)", 0)),
+        }
+    touched = root / BENCH_TOUCHED
+    again = [
+        str(c)
+        for c in chapters(root)
+        if is_notebook(root / c) and touched in chapter_modules(root, c)
+    ]
+    test_file = root / TEST_SECONDS_FILE
     report = {
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "jobs": jobs()},
         "build_seconds": round(result.seconds, 1),
-        "chapters": {k: round(v, 2) for k, v in sorted(times.items())},
+        "chapter_seconds_total": round(sum(times.values()), 1),
+        "chapters": chapters_report,
+        "after_touching": {
+            "module": BENCH_TOUCHED,
+            "re_executes": again,
+            "their_seconds": round(sum(times.get(c, 0.0) for c in again), 1),
+        },
+        "make_test_seconds": json.loads(test_file.read_text()) if test_file.exists() else None,
         "figures": {},
     }
-    for script in sorted((root / "bench").glob("*.py")):
+    for script in sorted((root / "bench").glob("*.py")) if figures else []:
         spec = importlib.util.spec_from_file_location(f"bench_{script.stem}", script)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         print(f"bench: running {script.relative_to(root)}", flush=True)
         report["figures"][script.stem] = module.run()
     (root / "_build" / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    BENCH_TIMES_FILE.write_text(
+        json.dumps({Path(c).with_suffix("").as_posix(): round(t, 1) for c, t in times.items()})
+        + "\n"
+    )
     print(format_bench(report))
     return report
 
@@ -676,11 +954,24 @@ def calibrate(
 
 
 def format_bench(report: dict) -> str:
-    rows = [f"{'chapter':<48} {'seconds':>8}", "-" * 57]
-    for ch, sec in report["chapters"].items():
-        rows.append(f"{ch:<48} {sec:>8.1f}")
-    rows.append("-" * 57)
-    rows.append(f"{'whole build (Sphinx included)':<48} {report['build_seconds']:>8.1f}")
+    head = f"{'chapter':<30} {'seconds':>8} {'XLA':>7} {'trace':>7} {'rest':>7} {'programs':>9}"
+    rows = [head, "-" * len(head)]
+    for ch, r in report["chapters"].items():
+        rows.append(
+            f"{ch:<30} {r['seconds']:>8.1f} {r['xla_compile']:>7.1f} "
+            f"{r['trace_and_lower']:>7.1f} {r['rest']:>7.1f} {r['programs_compiled']:>9d}"
+        )
+    rows.append("-" * len(head))
+    rows.append(f"{'chapters, one after another':<30} {report['chapter_seconds_total']:>8.1f}")
+    jobs_ = report["machine"]["jobs"]
+    rows.append(f"{f'whole build ({jobs_} at a time, Sphinx)':<30} {report['build_seconds']:>8.1f}")
+    t = report["after_touching"]
+    rows.append(
+        f"\nafter a change to {t['module']}: {len(t['re_executes'])} chapter(s) re-execute "
+        f"({', '.join(t['re_executes'])}; {t['their_seconds']:.0f} s of chapter time)"
+    )
+    if report.get("make_test_seconds"):
+        rows.append(f"last make test: {report['make_test_seconds']}")
     for name, figs in report["figures"].items():
         rows.append(f"\n{name}:")
         rows.extend(f"  {k}: {v}" for k, v in figs.items())

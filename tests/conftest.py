@@ -1,4 +1,6 @@
+import json
 import os
+import time
 from pathlib import Path
 
 # What `import rlbook` sets, before JAX starts its CPU client (rlbook/__init__.py).
@@ -68,6 +70,26 @@ EXTERNAL_LINKS = ROOT / "_build" / "external-links.txt"  # written by tests/test
 def pytest_sessionstart(session):
     BROWSER_SKIPPED.unlink(missing_ok=True)
     EXTERNAL_LINKS.unlink(missing_ok=True)
+    session.config._rlbook_t0 = time.time()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """After a session that built the book (``make test``), its wall time and outcome go
+    to ``_build/test-seconds.json``, which ``make bench`` reports."""
+    import bookbuild as book
+
+    ran_book = any(item.get_closest_marker("book") for item in session.items)
+    if not ran_book or not hasattr(session.config, "_rlbook_t0"):
+        return
+    out = ROOT / book.TEST_SECONDS_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "seconds": round(time.time() - session.config._rlbook_t0, 1),
+        "tests": len(session.items),
+        "failed": session.testsfailed,
+        "jobs": book.jobs(),
+    }
+    out.write_text(json.dumps(record) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,5 +1,6 @@
 """The book as a test: a cold build executes every cell and fails naming chapter and cell."""
 
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -136,6 +137,81 @@ def test_a_failing_check_fails_the_build_and_names_chapter_and_cell(tmp_path):
     assert "noisy" in report and "stderr" in report, report
     # matplotlib raises while drawing, in a post-execute hook: the cell itself "succeeded".
     assert "book/latefail.md: code cell 1" in report and "error output" in report, report
+
+
+@pytest.mark.book
+def test_chapters_execute_side_by_side_and_sphinx_reads_them_from_the_cache(tmp_path, monkeypatch):
+    # Three chapters that each sleep 3 s, on two workers; Sphinx executes none again.
+    sleep = "import time\nprint(time.time())\ntime.sleep(3)\nprint(time.time())\n"
+    pages = {"intro": "# Intro\n"}
+    for name in "abc":
+        code = f"page = {name!r}\n{sleep}"  # distinct code: jupyter-cache keys on it
+        pages[name] = HEADER + f"# {name}\n\n```{{code-cell}} ipython3\n{code}```\n"
+    root = make_book(tmp_path, pages)
+    monkeypatch.setenv("RLBOOK_JOBS", "2")
+    lines: list[str] = []
+    book.prepare_cache(root, cold=True)
+    done = book.execute_into_cache(root, write=lines.append)
+    assert done == {"book/a": None, "book/b": None, "book/c": None}
+    assert lines[0].startswith("bookbuild: executing 3 chapter(s), 2 at a time"), lines
+    assert len(lines) == 4 and all(": executed in " in x for x in lines[1:]), lines
+    from jupyter_cache import get_cache
+
+    cache = get_cache(root / book.CACHE_DIR)
+    spans = []
+    for rec in cache.list_cache_records():
+        out = cache.get_cache_bundle(rec.pk).nb.cells[-1].outputs
+        spans.append([float(t) for t in "".join(o["text"] for o in out).split()])
+    assert len(spans) == 3, spans
+    # Two workers: some two chapters' sleeps overlapped in time, and no three did.
+    overlaps = [(a, b) for a in spans for b in spans if a < b and a[0] < b[1] and b[0] < a[1]]
+    assert overlaps, spans
+    assert not all(a[0] < b[1] for a in spans for b in spans), spans
+    assert book.execute_into_cache(root) == {}  # nothing left to execute
+    result = book.build(root, quiet=True)
+    assert result.ok, result.failures
+    assert result.log.count("Using cached notebook") == 3, result.log
+    assert "Executing notebook using" not in result.log, result.log
+    # myst-nb writes a chapter it took from the cache without outputs; the book's
+    # extension writes it again from the cache, so the downloadable notebook has them.
+    for name in "abc":
+        nb = nbformat.read(root / "_build" / "jupyter_execute" / "book" / f"{name}.ipynb", 4)
+        assert len(nb.cells[-1].outputs) >= 1, (name, nb.cells[-1])
+
+
+def _kernels_of_this_process() -> list[int]:
+    """PIDs of the ipykernel processes this test process started and left running."""
+    me, found = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == me and b"ipykernel" in cmd:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_an_executed_chapter_leaves_no_kernel_running(tmp_path):
+    make_book(
+        tmp_path, {"intro": "# Intro\n", "a": HEADER + "```{code-cell} ipython3\nx = 1\n```\n"}
+    )
+    before = set(_kernels_of_this_process())
+    book.execute_chapter(tmp_path / "book" / "a.md")
+    assert set(_kernels_of_this_process()) <= before
+
+
+def test_jobs_reads_rlbook_jobs_and_refuses_nonsense(monkeypatch):
+    monkeypatch.setenv("RLBOOK_JOBS", "3")
+    assert book.jobs() == 3
+    monkeypatch.delenv("RLBOOK_JOBS")
+    assert 1 <= book.jobs() <= 4
+    for bad in ("0", "-1", "two"):
+        monkeypatch.setenv("RLBOOK_JOBS", bad)
+        with pytest.raises(ValueError, match="RLBOOK_JOBS"):
+            book.jobs()
 
 
 @pytest.mark.book

@@ -10,6 +10,12 @@ appending to the first stream output *in place*, so the notebook it then writes
 holds the merged text followed by the later chunks a second time (and loses a
 trailing blank line). The merge is made to work on a copy: the page shows merged
 streams and the notebook keeps the outputs exactly as the kernel sent them.
+
+myst-nb 1.4 writes a chapter it takes from the execution cache to ``jupyter_execute``
+*without* its outputs (it writes the notebook it read, not the one it merged with the
+cache). ``bookbuild`` executes chapters into the cache before Sphinx runs, so every
+chapter is taken from it; after each page is read, its executed notebook is written
+again from the cache, outputs included.
 """
 
 from __future__ import annotations
@@ -29,6 +35,31 @@ def _merge_on_a_copy() -> None:
 
     coalesce_copies.__wrapped__ = merge
     _render.coalesce_streams = coalesce_copies
+
+
+def _write_from_cache(app, doctree):
+    if app.config.nb_execution_mode != "cache" or not app.config.nb_execution_cache_path:
+        return
+    source = Path(app.env.doc2path(app.env.docname))
+    if source.suffix != ".md":
+        return
+    import nbformat
+    from jupyter_cache import get_cache
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    text = source.read_text(encoding="utf-8")
+    if "code-cell" not in text:
+        return
+    cache = get_cache(app.config.nb_execution_cache_path)
+    try:
+        _, merged = cache.merge_match_into_notebook(read_myst_markdown_notebook(text, path=source))
+    except KeyError:  # not cached: myst-nb executed it (or failed to) and wrote it itself
+        return
+    target = (
+        Path(app.outdir).parent / "jupyter_execute" / Path(app.env.docname).with_suffix(".ipynb")
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(nbformat.writes(merged), encoding="utf-8")
 
 
 def _add_notebook(app, pagename, templatename, context, doctree):
@@ -58,6 +89,7 @@ def _add_notebook(app, pagename, templatename, context, doctree):
 
 def setup(app):
     _merge_on_a_copy()
+    app.connect("doctree-read", _write_from_cache)
     # After sphinx-book-theme has assembled its header buttons (priority 501).
     app.connect("html-page-context", _add_notebook, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
