@@ -532,9 +532,17 @@ def execute_into_cache(
     write = write or (lambda text: print(text, flush=True))
     cache = get_cache(root / CACHE_DIR)
     pages = [c for c in chapters(root) if is_notebook(root / c)]
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    default_mode = (config.get("execute") or {}).get("execute_notebooks", "auto")
     todo = {}
     for c in pages:
         nb = _myst_notebook(root / c)
+        # Only what Sphinx would take from the cache: a page may set its own mode
+        # (`mystnb: execution_mode: "off"` in its front matter), which is left to Sphinx.
+        if (nb.metadata.get("mystnb") or {}).get("execution_mode", default_mode) != "cache":
+            continue
         try:
             cache.match_cache_notebook(nb)
         except KeyError:

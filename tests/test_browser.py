@@ -300,6 +300,31 @@ _PROOFS = """() => [...document.querySelectorAll('div.proof')].map(div => {
           text: div.innerText.trim(), visible: div.checkVisibility()};
 })"""
 
+# Every solution (sphinx-exercise) as the page first shows it: a dropdown, collapsed, and
+# how many of its code cells show an output; and every exercise on the page.
+_SOLUTIONS = """() => ({
+  exercises: [...document.querySelectorAll('div.exercise.admonition')].map(d => d.id),
+  solutions: [...document.querySelectorAll('div.solution.admonition')].map(div => {
+    const body = div.querySelector(':scope > section');
+    const link = div.querySelector(':scope > .admonition-title a[href^="#"]');
+    return {id: div.id, dropdown: div.classList.contains('dropdown'),
+            shown: body ? body.checkVisibility({visibilityProperty: true})
+                          && body.getBoundingClientRect().height > 0 : false,
+            cells: div.querySelectorAll('.cell').length,
+            outputs: [...div.querySelectorAll('.cell_output')].filter(
+              o => o.textContent.trim() || o.querySelector('img')).length,
+            exercise: link ? link.getAttribute('href').slice(1) : null};
+  })
+})"""
+
+# sphinx-togglebutton hides a collapsed admonition's body with `visibility: hidden` and
+# zero height, and opens it with a transition.
+_SHOWN = """(id) => {
+  const body = document.getElementById(id).querySelector(':scope > section');
+  return body ? body.checkVisibility({visibilityProperty: true})
+                && body.getBoundingClientRect().height > 0 : false;
+}"""
+
 _ARTICLE_LINKS = """() => {
   const main = document.querySelector('article') || document.body;
   return [...main.querySelectorAll('a[href]')].map(a => ({href: a.getAttribute('href'),
@@ -401,6 +426,29 @@ def check_page(
                 problems.append(f"{where}: its title is not visible")
             if not block["body"]:
                 problems.append(f"{where} ({block['title']}): the block is empty")
+
+        exercises = tab.evaluate(_SOLUTIONS)
+        seen["exercises"] += len(exercises["exercises"])
+        answered = {sol["exercise"] for sol in exercises["solutions"]}
+        problems += [
+            f"exercise #{e} has no solution on its page"
+            for e in exercises["exercises"]
+            if e not in answered
+        ]
+        for sol in exercises["solutions"]:
+            seen["solutions"] += 1
+            where = f"solution #{sol['id']}"
+            if not sol["dropdown"] or sol["shown"]:
+                problems.append(f"{where} is open before the reader asks (not collapsed)")
+            else:
+                tab.locator(f'[id="{sol["id"]}"] > .admonition-title').click()
+                try:
+                    tab.wait_for_function(_SHOWN, arg=sol["id"], timeout=5000)
+                except Exception:  # playwright's TimeoutError
+                    problems.append(f"{where} does not open when its title is clicked")
+            if sol["cells"] and not sol["outputs"]:
+                problems.append(f"{where}: its {sol['cells']} code cell(s) show no executed output")
+            seen["solution outputs"] += sol["outputs"]
 
         for link in tab.evaluate(_ARTICLE_LINKS):
             if not link["url"].startswith(site.url):
@@ -568,6 +616,11 @@ EXPECTED = {  # page of the fixture book -> what the checks must report
         "code cell 1 makes a figure but shows none",
     ],
     "book/broken_algorithm": ["{prf:algorithm} #broken-alg-empty", "the block is empty"],
+    "book/broken_exercise": [
+        "exercise #broken-ex-unanswered has no solution on its page",
+        "is open before the reader asks",
+        "code cell(s) show no executed output",
+    ],
     "book/unexecuted_download": ["the downloaded notebook was not executed"],
     "book/dead_download": [
         "the notebook link ../_sources/book/dead_download.ipynb returns HTTP 404"
@@ -608,6 +661,7 @@ def test_the_checks_fail_on_broken_pages(browser, broken_site, page):
         # and the checks had something to check there
         assert seen["equations"] >= 5 and seen["images"] >= 1 and seen["notebooks"] == 1, seen
         assert seen["prf blocks"] == 4 and seen["links"] >= 4, seen
+        assert seen["exercises"] == seen["solutions"] == 1 and seen["solution outputs"] == 1, seen
         return
     for expected in EXPECTED[page]:
         assert any(expected in p for p in problems), (

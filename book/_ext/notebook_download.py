@@ -50,9 +50,12 @@ def _write_from_cache(app, doctree):
     text = source.read_text(encoding="utf-8")
     if "code-cell" not in text:
         return
+    nb = read_myst_markdown_notebook(text, path=source)
+    if (nb.metadata.get("mystnb") or {}).get("execution_mode", "cache") != "cache":
+        return  # the page set its own mode: myst-nb did not look in the cache
     cache = get_cache(app.config.nb_execution_cache_path)
     try:
-        _, merged = cache.merge_match_into_notebook(read_myst_markdown_notebook(text, path=source))
+        _, merged = cache.merge_match_into_notebook(nb)
     except KeyError:  # not cached: myst-nb executed it (or failed to) and wrote it itself
         return
     target = (
