@@ -325,6 +325,25 @@ _SHOWN = """(id) => {
                 && body.getBoundingClientRect().height > 0 : false;
 }"""
 
+# A reference to another part of the book written as plain text ("the chapter on …",
+# "the next chapter") instead of a link: prose only, outside links and code.
+_PLAIN_REFS = r"""() => {
+  const main = document.querySelector('article') || document.body;
+  const pattern = new RegExp('\\b(?:' + [
+    'chapters? on', 'sections? on', 'chapters? that follows?',
+    '(?:next|previous|following|preceding) (?:chapter|section)',
+  ].join('|') + ')\\b', 'i');
+  const found = [];
+  const walk = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+  for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+    const el = node.parentElement;
+    if (!el || el.closest('a, pre, code, .cell_output, .MathJax, mjx-container')) continue;
+    const text = node.textContent, m = text.match(pattern);
+    if (m) found.push(text.slice(Math.max(0, m.index - 30), m.index + 50).replace(/\s+/g, ' '));
+  }
+  return found;
+}"""
+
 _ARTICLE_LINKS = """() => {
   const main = document.querySelector('article') || document.body;
   return [...main.querySelectorAll('a[href]')].map(a => ({href: a.getAttribute('href'),
@@ -449,6 +468,11 @@ def check_page(
             if sol["cells"] and not sol["outputs"]:
                 problems.append(f"{where}: its {sol['cells']} code cell(s) show no executed output")
             seen["solution outputs"] += sol["outputs"]
+
+        problems += [
+            f"a reference to another part of the book in plain text, not a link: …{t}…"
+            for t in tab.evaluate(_PLAIN_REFS)
+        ]
 
         for link in tab.evaluate(_ARTICLE_LINKS):
             if not link["url"].startswith(site.url):
@@ -620,6 +644,10 @@ EXPECTED = {  # page of the fixture book -> what the checks must report
         "exercise #broken-ex-unanswered has no solution on its page",
         "is open before the reader asks",
         "code cell(s) show no executed output",
+    ],
+    "book/broken_reference": [
+        "a reference to another part of the book in plain text, not a link: …",
+        "next chapter, however",
     ],
     "book/unexecuted_download": ["the downloaded notebook was not executed"],
     "book/dead_download": [
