@@ -484,8 +484,10 @@ def jobs() -> int:
     """How many chapters execute at once: ``RLBOOK_JOBS``, or one per CPU up to four.
 
     Each kernel runs XLA on one thread (:data:`KERNEL_THREADS`) and compiles on one, so a
-    chapter keeps one core busy; two at once on this book's 2-core machine take about half
-    the wall time of one after another. Four bounds the memory a build takes.
+    chapter keeps about one core busy. On this book's 2-core machine two at once do not
+    halve the time: reinforce and baselines, each with an empty XLA cache, took 89 s and
+    110 s one after the other (199 s) and 115 s and 150 s side by side (150 s), 1.3 times
+    sooner. Four bounds the memory a build takes.
     """
     raw = os.environ.get("RLBOOK_JOBS", "").strip()
     if raw:
