@@ -693,31 +693,17 @@ def output_problems(nb) -> list[tuple[int, str]]:
 def executed_problems(root: Path) -> list[str]:
     """Failures found in the executed notebooks of a build (see :func:`output_problems`).
 
-    A chapter's executed notebook is read from the execution cache where it is there:
-    myst-nb writes a chapter it took from the cache to ``_build/jupyter_execute``
-    without its outputs. A chapter that failed is not cached; its outputs are in
-    ``_build/jupyter_execute``.
+    It reads ``_build/jupyter_execute``, where ``book/_ext/notebook_download.py`` writes a
+    chapter taken from the execution cache with its outputs (myst-nb 1.4 writes it without).
     """
     import nbformat
-    from jupyter_cache import get_cache
 
-    cache = get_cache(root / CACHE_DIR) if (root / CACHE_DIR).exists() else None
     out = []
     for ch in chapters(root):
-        if not is_notebook(root / ch):
-            continue
-        nb = None
-        if cache is not None:
-            try:
-                record = cache.match_cache_notebook(_myst_notebook(root / ch))
-                nb = cache.get_cache_bundle(record.pk).nb
-            except KeyError:
-                pass
         executed = root / "_build" / "jupyter_execute" / ch.with_suffix(".ipynb")
-        if nb is None and executed.exists():
-            nb = nbformat.read(executed, as_version=4)
-        if nb is None:
+        if not is_notebook(root / ch) or not executed.exists():
             continue
+        nb = nbformat.read(executed, as_version=4)
         for i, what in output_problems(nb):
             first = [c for c in nb.cells if c.cell_type == "code"][i - 1].source.strip()
             first = first.splitlines()[0][:70] if first else ""
