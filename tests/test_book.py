@@ -1,6 +1,9 @@
 """The book as a test: a cold build executes every cell and fails naming chapter and cell."""
 
+import ast
+import importlib
 import os
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -429,3 +432,113 @@ def test_every_shown_function_resolves():
             found += 1
         assert "inspect.getsource" not in chapter.read_text(), chapter.name
     assert found >= 25
+
+
+# The chapters' plumbing (random streams, learning claims, glued numbers, figures, devices):
+# the introduction links these modules once; every other public name a chapter's code uses is
+# linked in the chapter's prose at or before its first use.
+PLUMBING = ("rlbook.seeds", "rlbook.claims", "rlbook.text", "rlbook.plotting", "rlbook.parallel")
+_PY_ROLE = re.compile(r"\{py:(func|class|data|obj|mod|attr|meth|exc)\}`([^`]+)`")
+
+
+def _role_target(text: str) -> str:
+    """The target of a role's content: ``~a.b`` and ``title <a.b>`` both name ``a.b``."""
+    m = re.search(r"<([^>]+)>\s*$", text)
+    return (m.group(1) if m else text).strip().lstrip("~")
+
+
+def _public(module: str) -> set[str] | None:
+    """``module``'s ``__all__``, or None where ``module`` is not a module of the package."""
+    try:
+        return set(importlib.import_module(module).__all__)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def package_names_used(cells: list[str]) -> list[tuple[int, str]]:
+    """(cell index, ``rlbook.module.name``) for every public name of the package that each code
+    cell uses, by attribute of an imported module or by a name imported from one."""
+    bound: dict[str, str] = {}  # local name -> dotted module or dotted public name
+    used = []
+    for i, src in enumerate(cells):
+        tree = ast.parse(re.sub(r"^\s*[%!].*$", "", src, flags=re.M))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.startswith("rlbook"):
+                        bound[a.asname or a.name.split(".")[0]] = a.asname and a.name or "rlbook"
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rlbook"):
+                for a in node.names:
+                    bound[a.asname or a.name] = f"{node.module}.{a.name}"
+
+        def dotted(node):
+            if isinstance(node, ast.Name):
+                return bound.get(node.id)
+            if isinstance(node, ast.Attribute):
+                base = dotted(node.value)
+                return base and f"{base}.{node.attr}"
+            return None
+
+        loads = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.Name, ast.Attribute)) and isinstance(n.ctx, ast.Load)
+        ]
+        for node in sorted(loads, key=lambda n: (n.lineno, n.col_offset)):
+            name = dotted(node)
+            if name is None:
+                continue
+            module, _, attr = name.rpartition(".")
+            if (_public(module) or set()) >= {attr}:
+                used.append((i, name))
+    return used
+
+
+def test_every_api_link_in_the_book_has_a_target():
+    wrong = []
+    for chapter in book.chapters(ROOT):
+        for role, content in _PY_ROLE.findall((ROOT / chapter).read_text(encoding="utf-8")):
+            target = _role_target(content)
+            module, _, attr = target.rpartition(".")
+            ok = _public(target) is not None if role == "mod" else attr in (_public(module) or ())
+            if not ok:
+                wrong.append(f"{chapter}: {{py:{role}}}`{content}`")
+    assert not wrong, "links to no public name of rlbook:\n" + "\n".join(wrong)
+
+
+def test_package_names_used_follows_imports_and_attributes():
+    cells = [
+        "import rlbook.agents.sac as sac\nfrom rlbook import mdp, seeds\n"
+        "from rlbook.nets import mlp_init as init",
+        "sac.Config(); mdp.garnet(seeds.key(0)); init(1)\nx = mdp.not_public",
+        "import rlbook\nrlbook.mdp.evaluate_v(1)",
+    ]
+    assert package_names_used(cells) == [
+        (1, "rlbook.agents.sac.Config"),
+        (1, "rlbook.mdp.garnet"),
+        (1, "rlbook.seeds.key"),
+        (1, "rlbook.nets.mlp_init"),
+        (2, "rlbook.mdp.evaluate_v"),
+    ]
+
+
+@pytest.mark.parametrize("chapter", [str(c) for c in book.chapters(ROOT)])
+def test_chapters_link_the_package_names_they_use(chapter):
+    """Every public name of ``rlbook`` (the plumbing modules aside) that a chapter's code uses
+    is linked to its API entry in the chapter's text before the first cell that uses it."""
+    cells = jupytext.read(ROOT / chapter).cells
+    code = [c.source for c in cells if c.cell_type == "code"]
+    linked_before, seen, text = [], set(), ""
+    for c in cells:  # the links in the text before each code cell, cumulatively
+        if c.cell_type == "code":
+            linked_before.append(seen | set())
+        else:
+            text = c.source
+            seen |= {_role_target(t) for _, t in _PY_ROLE.findall(text)}
+    missing = {}
+    for i, name in package_names_used(code):
+        if not name.startswith(PLUMBING) and name not in linked_before[i]:
+            missing.setdefault(name, i + 1)
+    assert not missing, f"{chapter}: used before its API link (name: code cell):\n" + "\n".join(
+        f"  {n}: {i}" for n, i in missing.items()
+    )
