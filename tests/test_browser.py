@@ -350,6 +350,17 @@ _ARTICLE_LINKS = """() => {
     url: a.href, text: a.innerText.trim(), internal: a.classList.contains('internal')}));
 }"""
 
+# An API entry (autoapi's <dt id="rlbook.m.name">): on the page, visible, and followed by its
+# description with the docstring's text (its first paragraph, not only the signature's).
+_API_ENTRIES = """(ids) => ids.map(id => {
+  const dt = document.getElementById(id);
+  if (!dt) return {id, missing: true};
+  const dd = dt.nextElementSibling;
+  const para = dd && dd.tagName === 'DD' ? dd.querySelector(':scope > p') : null;
+  return {id, missing: false, visible: dt.checkVisibility(),
+          doc: para ? para.innerText.trim().length > 0 && para.checkVisibility() : false};
+})"""
+
 # Console errors of the page templates that every page shows, with why they are let through.
 # Console messages that are not the book's fault and cannot be fixed here. Empty: the two
 # the theme stack used to emit are fixed by book/_ext/theme_fixes.py.
@@ -378,11 +389,13 @@ def check_page(
     source: Path | None,
     screenshot: Path | None = None,
     seen: Counter | None = None,
+    api_names: list[str] | None = None,
 ) -> list[str]:
     """Everything wrong with ``page`` (a TOC entry, e.g. ``book/intro``) as a reader sees it.
 
     ``source`` is the chapter's MyST file; when it is an executable notebook, its page
-    must offer the executed notebook for download. ``seen`` counts what was checked.
+    must offer the executed notebook for download. ``api_names`` are the dotted names an
+    API page must show, each with its docstring. ``seen`` counts what was checked.
     """
     seen = Counter() if seen is None else seen
     problems: list[str] = []
@@ -484,6 +497,15 @@ def check_page(
             elif link["internal"] and not link["text"]:
                 problems.append(f"cross-reference {link['href']!r} has no text")
 
+        for entry in tab.evaluate(_API_ENTRIES, api_names or []):
+            seen["api entries"] += 1
+            if entry["missing"]:
+                problems.append(f"API entry {entry['id']} is not on the page")
+            elif not entry["visible"]:
+                problems.append(f"API entry {entry['id']} is not visible")
+            elif not entry["doc"]:
+                problems.append(f"API entry {entry['id']} shows no docstring")
+
         if screenshot is not None:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             tab.screenshot(path=screenshot, full_page=True)
@@ -547,6 +569,44 @@ def test_page_renders_in_the_browser(browser, site, page):
         screenshot=SCREENSHOTS / f"{page.replace('/', '_')}.png",
     )
     assert not problems, f"{page}.html:\n  " + "\n  ".join(problems)
+
+
+def _api_pages() -> list[tuple[str, list[str]]]:
+    """(API page, the dotted names it must show) for every public module of rlbook."""
+    import importlib
+    import pkgutil
+
+    import rlbook
+
+    modules = [rlbook] + [
+        importlib.import_module(m.name)
+        for m in pkgutil.walk_packages(rlbook.__path__, "rlbook.")
+        if not any(part.startswith("_") for part in m.name.split("."))
+    ]
+    return [
+        (
+            "autoapi/" + "/".join(m.__name__.split(".")) + "/index",
+            [f"{m.__name__}.{n}" for n in getattr(m, "__all__", [])],
+        )
+        for m in modules
+    ]
+
+
+@pytest.mark.parametrize("page, names", _api_pages(), ids=lambda x: x if isinstance(x, str) else "")
+def test_api_page_renders_every_public_name_with_its_docstring(browser, site, page, names):
+    """Each module's API page, as a reader opens it from the navigation: the generic checks
+    (console, math, links, images) and an entry with a visible docstring for every public name."""
+    seen = Counter()
+    problems = check_page(
+        browser,
+        site,
+        page,
+        source=None,
+        seen=seen,
+        api_names=names,
+    )
+    assert not problems, f"{page}.html:\n  " + "\n  ".join(problems)
+    assert seen["api entries"] == len(names)
 
 
 def _article_words(path: Path) -> list[str]:
@@ -695,6 +755,22 @@ def test_the_checks_fail_on_broken_pages(browser, broken_site, page):
         assert any(expected in p for p in problems), (
             f"{page}: expected a problem containing {expected!r}, got:\n  " + "\n  ".join(problems)
         )
+
+
+@pytest.mark.book
+def test_the_api_check_fails_on_a_missing_entry_and_on_one_without_a_docstring(
+    browser, broken_site
+):
+    """An API page's check, run on a page that has one of the names (a block that is no
+    documented entry) and not the other."""
+    root, s = broken_site
+    problems = check_page(
+        browser, s, "book/good", source=None, api_names=["rlbook.nowhere", "good-def-contraction"]
+    )
+    assert problems == [
+        "API entry rlbook.nowhere is not on the page",
+        "API entry good-def-contraction shows no docstring",
+    ]
 
 
 def test_the_figure_pattern_knows_every_drawing_helper():

@@ -47,7 +47,10 @@ __all__ = [
 ]
 
 MIN_MARGIN = 3.0
+"""Standard deviations of the calibrated statistic between its mean and the threshold that
+:func:`check` requires: about 1e-3 false failures per build for a roughly normal statistic."""
 CALIBRATION = Path(__file__).resolve().parents[2] / "book" / "calibration.json"
+"""The calibration records that ``make calibrate`` writes and :func:`check` reads."""
 OUT_ENV = "RLBOOK_CALIBRATION_OUT"
 
 

@@ -342,7 +342,7 @@ def value_iteration(
 
     Since T^* is a γ-contraction in the sup norm,
     ‖Q_k − Q*‖∞ ≤ γ / (1 − γ) ‖Q_k − Q_{k−1}‖∞, so stopping when that bound is
-    below ``tol`` guarantees ``tol`` accuracy (see the chapter on Q-learning).
+    below ``tol`` guarantees ``tol`` accuracy (:ref:`q-banach` in :doc:`/book/qlearning`).
     Runs as one jitted ``lax.while_loop``.
 
     Convergence: the loop also stops at ``max_iter``; then ``bound > tol``. With

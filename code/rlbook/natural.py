@@ -24,10 +24,10 @@ which is the Hessian at θ' = θ of the mean KL divergence
 A mean-KL function is the argument every function here shares: a pure function
 ``kl(params_old, params_new) -> scalar`` returning E_s[KL(π_old(· | s) ‖ π_new(· | s))]
 over whatever batch of states it closes over, for two parameter pytrees of the
-same structure. The Fisher matrix of the book's chapter on natural gradients is its
+same structure. The Fisher matrix of :doc:`/book/natural_gradient` is its
 Hessian in ``params_new`` at ``params_new = params_old``.
 
-Book chapter: "Natural policy gradient" (labels ``npg-``).
+Derived in :doc:`/book/natural_gradient`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Euler–Maruyama with step dt (Kloeden & Platen 1992),
 
 an AR(1) chain whose own stationary variance is σ² dt / (1 − (1 − θ dt)²)
 = σ² / (2θ) · 1 / (1 − θ dt / 2): the continuous one up to O(θ dt).
-See the chapter on DDPG, TD3 and SAC (label ``cc-ddpg``).
+Used by DDPG in :doc:`/book/ddpg_td3_sac` (:ref:`cc-ddpg`).
 """
 
 from __future__ import annotations

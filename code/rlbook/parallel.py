@@ -39,6 +39,7 @@ from rlbook import _checks
 __all__ = ["AXIS", "n_devices", "mesh", "pad_to", "run_seeds", "run_grid"]
 
 AXIS = "seeds"
+"""Name of the one mesh axis the seeds are laid out on (:func:`mesh`)."""
 
 
 def _devices(devices) -> tuple:

@@ -28,8 +28,8 @@ of its whole episode from that episode's first step in the stream. With
 
 Each quantity comes twice: a readable Python loop (``*_loop``) that follows
 the formula line by line, and a ``lax.scan`` that runs inside ``jit``; tests
-hold the two against each other and a plain-numpy reference. The chapter on
-REINFORCE (label ``pg-reward-to-go``) derives why G_t may replace G_0.
+hold the two against each other and a plain-numpy reference. :ref:`pg-reward-to-go`
+in :doc:`/book/reinforce` derives why G_t may replace G_0.
 """
 
 from __future__ import annotations

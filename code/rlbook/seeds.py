@@ -26,7 +26,10 @@ import numpy as np
 __all__ = ["ENV", "SETS_ENV", "build_seed", "key", "keys", "rng", "seed_sets", "train_keys"]
 
 ENV = "RLBOOK_SEED"
+"""The environment variable holding the build seed (default 0)."""
 SETS_ENV = "RLBOOK_SEED_SETS"
+"""The environment variable holding the number of seed sets :func:`train_keys` lays out
+(default 1; ``make calibrate`` sets 20)."""
 
 
 def _env_int(name: str, default: int, minimum: int) -> int:

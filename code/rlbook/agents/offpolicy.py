@@ -22,7 +22,7 @@ The whole run is one jitted ``lax.scan`` (nested: an outer scan over
 evaluation periods, an inner one over steps); ``jax.vmap(train)`` over keys
 runs several seeds for the price of one compile (Lu et al. 2022). Actions are
 normalized to [−1, 1]^D inside the agent and scaled to the torque range when
-the environment is stepped. See the chapter on DDPG, TD3 and SAC (``cc-``).
+the environment is stepped. Derived in :doc:`/book/ddpg_td3_sac`.
 """
 
 from __future__ import annotations

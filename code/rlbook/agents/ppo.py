@@ -108,6 +108,8 @@ class Config:
 # The carried state (θ, φ, Adam's state, the environments) and the optimizer are the
 # actor-critic's: PPO changes only the loss.
 TrainState = actor_critic.TrainState
+"""The actor-critic's training state (:class:`rlbook.agents.actor_critic.TrainState`): PPO
+trains the same parameters and optimizer state with another loss."""
 components = actor_critic.components
 
 

@@ -48,7 +48,10 @@ __all__ = [
 ]
 
 LOG_STD_MIN = -5.0
+"""Lower bound of the actor's log σ: :func:`policy` squashes its raw output into
+[LOG_STD_MIN, LOG_STD_MAX] with a scaled tanh."""
 LOG_STD_MAX = 2.0
+"""Upper bound of the actor's log σ (see :data:`LOG_STD_MIN`)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,8 +2,8 @@ r"""Policy optimization through a model: BPO and stochastic value gradients (Hee
 
 With a differentiable model s' = f(s, a) + σ ξ of the dynamics and a differentiable
 reward r(s, a), the policy's objective can be unrolled through the model and
-differentiated by the chain rule. This module holds the pieces of the chapter on
-model-based policy optimization (labels ``mb-``):
+differentiated by the chain rule. This module holds the pieces of
+:doc:`/book/model_based`:
 
 * the one-step gradient of r(s, μ_θ(s)) + γ E[V(s')] through a reparameterized model
   (:func:`one_step_pathwise`) and through its density (:func:`one_step_score`);
