@@ -542,3 +542,33 @@ def test_chapters_link_the_package_names_they_use(chapter):
     assert not missing, f"{chapter}: used before its API link (name: code cell):\n" + "\n".join(
         f"  {n}: {i}" for n, i in missing.items()
     )
+
+
+def test_xla_slow_compile_alarms_on_stderr_are_no_failure_anything_else_is():
+    """On a loaded machine XLA logs "Very slow compile?" to stderr; the build reads stderr
+    as a failure, except these alarms (as XLA writes them: slow_operation_alarm.cc)."""
+    alarm = (
+        "2026-12-07 16:20:02.045318: E external/xla/xla/service/slow_operation_alarm.cc:73] \n"
+        "********************************\n"
+        "[Compiling module jit_train] Very slow compile? If you want to file a bug, run with "
+        "envvar XLA_FLAGS=--xla_dump_to=/tmp/foo and attach the results.\n"
+        "********************************\n"
+        "2026-12-07 16:20:14.895694: E external/xla/xla/service/slow_operation_alarm.cc:140] "
+        "The operation took 2m12.850942799s\n"
+        "\n"
+        "********************************\n"
+        "[Compiling module jit_train] Very slow compile? If you want to file a bug, run with "
+        "envvar XLA_FLAGS=--xla_dump_to=/tmp/foo and attach the results.\n"
+        "********************************\n"
+    )
+    nb = nbformat.v4.new_notebook()
+    outputs = [
+        [nbformat.v4.new_output("stream", name="stderr", text=alarm)],
+        [nbformat.v4.new_output("stream", name="stderr", text=alarm + "UserWarning: nan\n")],
+        [nbformat.v4.new_output("stream", name="stderr", text="RuntimeWarning: overflow\n")],
+        [nbformat.v4.new_output("stream", name="stdout", text=alarm)],
+    ]
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=o) for o in outputs]
+    found = book.output_problems(nb)
+    assert [i for i, _ in found] == [2, 3]
+    assert found[0][1] == "wrote to stderr: UserWarning: nan\n"
