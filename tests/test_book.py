@@ -572,3 +572,44 @@ def test_xla_slow_compile_alarms_on_stderr_are_no_failure_anything_else_is():
     found = book.output_problems(nb)
     assert [i for i, _ in found] == [2, 3]
     assert found[0][1] == "wrote to stderr: UserWarning: nan\n"
+
+
+def _derivation_chapters() -> list[str]:
+    """The chapters of the book's parts: every part of ``_toc.yml`` but its front and back
+    matter (the root page, notation, calibration, execution, API, glossary)."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [
+        c["file"] + ".md"
+        for part in toc["parts"]
+        if part["caption"] not in ("Front matter", "Back matter")
+        for c in part["chapters"]
+    ]
+
+
+_EXERCISE = re.compile(r"^(`{3,})\{exercise\} *(.*)\n:label: *(\S+)", re.M)
+_SOLUTION = re.compile(r"^(`{3,})\{solution-start\} *(\S+)\n:class: *dropdown\n", re.M)
+
+
+@pytest.mark.parametrize("chapter", _derivation_chapters())
+def test_every_chapter_has_three_exercises_of_both_kinds_each_with_a_solution(chapter):
+    """At least three exercises, at least one "Break a step" and one "Derive, then verify",
+    each answered by a collapsed solution with code the build executes."""
+    text = (ROOT / chapter).read_text(encoding="utf-8")
+    exercises = {label: title for _, title, label in _EXERCISE.findall(text)}
+    assert len(exercises) >= 3, f"{chapter}: {len(exercises)} exercises"
+    kinds = {title.split(":")[0] for title in exercises.values()}
+    assert {"Break a step", "Derive, then verify"} <= kinds, f"{chapter}: kinds {kinds}"
+    solved = {label for _, label in _SOLUTION.findall(text)}
+    assert solved == set(exercises), f"{chapter}: unanswered {set(exercises) - solved}"
+    for label in exercises:
+        start = text.index(f"{{solution-start}} {label}")
+        body = text[start : text.index("{solution-end}", start)]
+        assert "```{code-cell}" in body, f"{chapter}: the solution of {label} has no code cell"
+
+
+def test_the_derivation_chapters_are_the_nine_of_the_parts():
+    assert len(_derivation_chapters()) == 9
+    assert "book/estimators.md" in _derivation_chapters()
+    assert "book/intro.md" not in _derivation_chapters()
