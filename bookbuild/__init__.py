@@ -98,6 +98,23 @@ def chapters(root: Path | str = ".") -> list[Path]:
     return out
 
 
+MATTER = ("Front matter", "Back matter")
+
+
+def derivation_chapters(root: Path | str = ".") -> list[Path]:
+    """The chapters of the book's parts, in reading order: every page of ``_toc.yml`` but the
+    root page and the parts captioned as front or back matter (:data:`MATTER`)."""
+    import yaml
+
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
+    return [
+        Path(c["file"]).with_suffix(".md")
+        for part in toc.get("parts", [])
+        if part.get("caption") not in MATTER
+        for c in part.get("chapters", [])
+    ]
+
+
 def is_notebook(path: Path) -> bool:
     """A MyST page with a jupytext header is executed; plain pages are not."""
     head = Path(path).read_text(encoding="utf-8")[:2000]

@@ -575,17 +575,7 @@ def test_xla_slow_compile_alarms_on_stderr_are_no_failure_anything_else_is():
 
 
 def _derivation_chapters() -> list[str]:
-    """The chapters of the book's parts: every part of ``_toc.yml`` but its front and back
-    matter (the root page, notation, calibration, execution, API, glossary)."""
-    import yaml
-
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [
-        c["file"] + ".md"
-        for part in toc["parts"]
-        if part["caption"] not in ("Front matter", "Back matter")
-        for c in part["chapters"]
-    ]
+    return [str(c) for c in book.derivation_chapters(ROOT)]
 
 
 _EXERCISE = re.compile(r"^(`{3,})\{exercise\} *(.*)\n:label: *(\S+)", re.M)

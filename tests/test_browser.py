@@ -609,6 +609,61 @@ def test_api_page_renders_every_public_name_with_its_docstring(browser, site, pa
     assert seen["api entries"] == len(names)
 
 
+# A chapter's frame as a reader sees it: the opening (what comes between the title and the
+# first section), the Summary and the Further reading sections.
+_FRAME = """() => {
+  const h1 = document.querySelector('article h1');
+  if (!h1) return null;
+  const opening = [];
+  for (const el of h1.closest('section').children) {
+    if (el.tagName === 'SECTION') break;
+    if (el !== h1) opening.push(el);
+  }
+  const links = opening.flatMap(el => [...el.querySelectorAll('a[href]')]).map(a => a.href);
+  const text = opening.map(el => el.innerText).join(' ').trim();
+  const sec = id => document.getElementById(id);
+  const body = el => el ? [...el.children].filter(c => !/^H[1-6]$/.test(c.tagName))
+                                          .map(c => c.innerText).join(' ').trim() : '';
+  const further = sec('further-reading');
+  return {opening: text.length, links, summary: body(sec('summary')).length,
+          further: further ? further.querySelectorAll('a[href*="bibliography.html"]').length : 0,
+          visible: [h1, sec('summary'), further].every(e => e && e.checkVisibility())};
+}"""
+
+DERIVATION_CHAPTERS = [str(c.with_suffix("")) for c in book.derivation_chapters(ROOT)]
+
+
+@pytest.mark.parametrize("page", DERIVATION_CHAPTERS)
+def test_each_chapter_opens_with_what_it_uses_and_closes_with_a_summary(browser, site, page):
+    """Each chapter of the book's parts opens (before its first section) with what it shows
+    and links to the chapters it stands on or that stand on it (the book's first chapter
+    needs none), and closes with a Summary and a Further reading that cites the
+    bibliography."""
+    tab = site.context(browser).new_page()
+    try:
+        tab.goto(site.url + f"{page}.html", wait_until="load")
+        frame = tab.evaluate(_FRAME)
+    finally:
+        tab.close()
+    assert frame is not None, f"{page}: no title"
+    problems = []
+    if frame["opening"] < 300:
+        problems.append(f"the opening is {frame['opening']} characters, not a paragraph")
+    # where it stands among the others: the chapters it uses, or (the first chapter of a
+    # part, which uses none) the ones that build on it; the book's first chapter may link none
+    others = {site.url + f"{p}.html" for p in DERIVATION_CHAPTERS if p != page}
+    linked = {link.split("#")[0] for link in frame["links"]}
+    if page != DERIVATION_CHAPTERS[0] and not linked & others:
+        problems.append("the opening links no other chapter of the book")
+    if frame["summary"] < 200:
+        problems.append(f"the Summary has {frame['summary']} characters of text")
+    if frame["further"] < 2:
+        problems.append(f"Further reading cites {frame['further']} works of the bibliography")
+    if not frame["visible"]:
+        problems.append("the title, the Summary or the Further reading is not visible")
+    assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
 def _article_words(path: Path) -> list[str]:
     """The words of a page's prose (paragraphs and list items of its article)."""
 
