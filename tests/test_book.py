@@ -485,13 +485,34 @@ def package_names_used(cells: list[str]) -> list[tuple[int, str]]:
             if isinstance(n, (ast.Name, ast.Attribute)) and isinstance(n.ctx, ast.Load)
         ]
         for node in sorted(loads, key=lambda n: (n.lineno, n.col_offset)):
-            name = dotted(node)
-            if name is None:
-                continue
-            module, _, attr = name.rpartition(".")
-            if (_public(module) or set()) >= {attr}:
+            name = _canonical(dotted(node))
+            if name is not None:
                 used.append((i, name))
     return used
+
+
+def _canonical(name: str | None) -> str | None:
+    """``name`` as the public name of the module that defines it, or None where it names no
+    public name: ``rlbook.agents.offpolicy.nets.mlp_init`` (a module reached through another
+    module's import) is ``rlbook.nets.mlp_init``."""
+    if name is None or not name.startswith("rlbook"):
+        return None
+    parts = name.split(".")
+    module = importlib.import_module(parts[0])
+    for k, part in enumerate(parts[1:], start=1):
+        sub = getattr(module, part, None)
+        if sub is None:
+            try:
+                sub = importlib.import_module(f"{module.__name__}.{part}")
+            except ImportError:
+                return None
+        if isinstance(sub, type(module)):
+            module = sub
+        elif k == len(parts) - 1 and part in getattr(module, "__all__", ()):
+            return f"{module.__name__}.{part}"
+        else:
+            return None
+    return None
 
 
 def test_every_api_link_in_the_book_has_a_target():
@@ -512,6 +533,7 @@ def test_package_names_used_follows_imports_and_attributes():
         "from rlbook.nets import mlp_init as init",
         "sac.Config(); mdp.garnet(seeds.key(0)); init(1)\nx = mdp.not_public",
         "import rlbook\nrlbook.mdp.evaluate_v(1)",
+        "from rlbook.agents import offpolicy\noffpolicy.nets.mlp_init(1)",
     ]
     assert package_names_used(cells) == [
         (1, "rlbook.agents.sac.Config"),
@@ -519,6 +541,7 @@ def test_package_names_used_follows_imports_and_attributes():
         (1, "rlbook.seeds.key"),
         (1, "rlbook.nets.mlp_init"),
         (2, "rlbook.mdp.evaluate_v"),
+        (3, "rlbook.nets.mlp_init"),
     ]
 
 
