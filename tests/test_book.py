@@ -466,7 +466,8 @@ def package_names_used(cells: list[str]) -> list[tuple[int, str]]:
             if isinstance(node, ast.Import):
                 for a in node.names:
                     if a.name.startswith("rlbook"):
-                        bound[a.asname or a.name.split(".")[0]] = a.asname and a.name or "rlbook"
+                        # `import rlbook.x as y` binds y to rlbook.x; `import rlbook.x`, rlbook
+                        bound[a.asname or "rlbook"] = a.name if a.asname else "rlbook"
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rlbook"):
                 for a in node.names:
                     bound[a.asname or a.name] = f"{node.module}.{a.name}"
@@ -551,13 +552,12 @@ def test_chapters_link_the_package_names_they_use(chapter):
     is linked to its API entry in the chapter's text before the first cell that uses it."""
     cells = jupytext.read(ROOT / chapter).cells
     code = [c.source for c in cells if c.cell_type == "code"]
-    linked_before, seen, text = [], set(), ""
+    linked_before, seen = [], set()
     for c in cells:  # the links in the text before each code cell, cumulatively
         if c.cell_type == "code":
-            linked_before.append(seen | set())
+            linked_before.append(set(seen))
         else:
-            text = c.source
-            seen |= {_role_target(t) for _, t in _PY_ROLE.findall(text)}
+            seen |= {_role_target(t) for _, t in _PY_ROLE.findall(c.source)}
     missing = {}
     for i, name in package_names_used(code):
         if not name.startswith(PLUMBING) and name not in linked_before[i]:
