@@ -1,9 +1,13 @@
 """The package's shape: what its modules may take from each other."""
 
 import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "code" / "rlbook"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "code" / "rlbook"
 
 
 def _rlbook_aliases(tree: ast.AST) -> dict[str, str]:
@@ -51,3 +55,22 @@ def test_no_module_reaches_into_another_modules_private_names():
     # the scan sees what it should: a known public cross-module call is found
     tree = ast.parse((PACKAGE / "agents" / "dqn.py").read_text())
     assert "nets" in _rlbook_aliases(tree)
+
+
+def test_readme_python_is_lint_clean():
+    """`make lint` reads no Markdown: the README's Python blocks get ruff's two checks here,
+    with the project's settings, so what a reader copies is what the package's code looks like."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```", readme, flags=re.S | re.M)
+    assert blocks, "README.md has no ```python block"
+    ruff = Path(sys.executable).parent / "ruff"
+    for block in blocks:
+        for args in (["check"], ["format", "--check"]):
+            done = subprocess.run(
+                [ruff, *args, "--stdin-filename", "README_block.py", "-"],
+                input=block,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
+            assert done.returncode == 0, f"ruff {' '.join(args)} on README.md:\n{done.stdout}"
