@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlbook import policies
-from rlbook.agents import ppo
+from rlbook.agents import actor_critic, ppo
 
 
 def _numpy_clipped(ratio, adv, eps):
@@ -96,3 +96,30 @@ def test_value_errors():
         ppo.make_train(ppo.Config(n_updates=1, n_envs=1, n_steps=2, n_minibatches=1, hidden=(2,)))(
             jax.random.PRNGKey(0), clip_eps=0.0
         )
+
+
+@pytest.mark.parametrize("env_name", ["CartPole-v1", "Pendulum-v1"])
+def test_one_epoch_one_minibatch_is_the_actor_critic_step(env_name):
+    """PPO is the actor-critic with another loss: with E = K = 1 its one Adam step starts at
+    r_t(θ') = 1, where ∇_θ' L^CLIP = mean[∇ log π_θ'(a|s) Â], the actor-critic's policy
+    gradient. From one state and one key the two updates give the same θ and φ (up to the
+    order of a sum: PPO shuffles its one minibatch), for every ε; and after a second epoch
+    they differ, so the test can fail."""
+    common = dict(env_name=env_name, n_envs=2, n_steps=16, hidden=(8,), learning_rate=1e-2)
+    ac_config = actor_critic.Config(**common, n_epochs=1, n_minibatches=1)
+    state = actor_critic.init_state(jax.random.PRNGKey(1), ac_config)
+    key = jax.random.PRNGKey(2)
+    ac_state, _ = jax.jit(actor_critic.make_step(ac_config))(state, key, ac_config.gae_lambda)
+
+    def gap(s1, s2):
+        pairs = zip(*(jax.tree_util.tree_leaves(s.params) for s in (s1, s2)), strict=True)
+        return max(float(jnp.max(jnp.abs(a - b))) for a, b in pairs)
+
+    moved = gap(ac_state, state)
+    assert moved > 1e-4
+    for n_epochs, same in ((1, True), (2, False)):
+        step = jax.jit(ppo.make_step(ppo.Config(**common, n_epochs=n_epochs, n_minibatches=1)))
+        for eps in (0.05, 0.2):  # traced: one compile for both
+            ppo_state, _ = step(state, key, jnp.float32(eps))
+            apart = gap(ppo_state, ac_state)
+            assert (apart < 1e-5) == same, (eps, n_epochs, apart, moved)
