@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rlbook import _checks, nets, rollouts
+from rlbook import _checks
 from rlbook.agents import actor_critic
 
 __all__ = [
@@ -182,8 +182,8 @@ def make_step(config: Config):
     def step(state: TrainState, key, clip_eps):
         k_roll, k_perm = jax.random.split(key)
         theta = state.params["policy"]
-        env_state, traj, episodes = rollouts.collect(
-            k_roll, policy, theta, env, env_params, state.env, config.n_steps
+        env_state, traj, episodes = actor_critic.rollout(
+            k_roll, policy, state.params, env, env_params, state.env, config.n_steps
         )
         adv, target = actor_critic.targets(
             state.params["value"], traj, config.gamma, config.gae_lambda
@@ -229,16 +229,10 @@ def make_step(config: Config):
 
 
 def init_state(key, config: Config) -> TrainState:
-    """Fresh θ (the policy's ``init``), φ (an MLP ``obs_dim → hidden → 1``), Adam state, envs."""
-    env, env_params, policy, optimizer = components(config)
-    k_pi, k_v, k_env = jax.random.split(key, 3)
-    params = {
-        "policy": policy.init(k_pi),
-        "value": nets.mlp_init(k_v, (env.obs_dim, *config.hidden, 1), final_scale=1.0),
-    }
-    return TrainState(
-        params, optimizer.init(params), rollouts.init(k_env, env, env_params, config.n_envs)
-    )
+    """Fresh θ, φ, Adam state and environments: the actor-critic's
+    (:func:`rlbook.agents.actor_critic.init_state`), from the fields the two configs share
+    (``env_name``, ``hidden``, ``learning_rate``, ``max_grad_norm``, ``n_envs``)."""
+    return actor_critic.init_state(key, config)
 
 
 def make_train(config: Config):
