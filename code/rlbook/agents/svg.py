@@ -12,6 +12,10 @@ differentiated by the chain rule. This module holds the pieces of
   ∇_θ s_{t+1} = ∇_s f ∇_θ s_t + ∇_a f ∇_θ a_t, ∇_θ a_t = ∂_θ μ + ∂_s μ ∇_θ s_t
   (:func:`bpo_gradient_recursion`, the readable tier; ``jax.grad`` of the objective
   is the fast one);
+* SVG's sampled return v(θ, s₀; η, ξ) with the policy noise η and the model noise ξ held
+  fixed (:func:`svg_sampled_return`) and its gradient by the backward recursion for
+  (V_s, V_θ) of Heess et al. (2015) (:func:`svg_gradient_recursion`, one step's Jacobians
+  at a time);
 * noise inference: the policy noise η and the dynamics noise ξ that reproduce an
   observed transition (:func:`infer_policy_noise`, :func:`infer_dynamics_noise`);
 * Pendulum-v1's true dynamics on observations as the model (:func:`pendulum_model`);
@@ -44,6 +48,8 @@ __all__ = [
     "one_step_score",
     "bpo_objective",
     "bpo_gradient_recursion",
+    "svg_sampled_return",
+    "svg_gradient_recursion",
     "policy_action",
     "infer_policy_noise",
     "dynamics_sample",
@@ -220,6 +226,141 @@ def bpo_gradient_recursion(
         dq_ds, dq_da = jax.grad(critic, (0, 1))(s, a)
         grad = grad + disc * (dq_ds @ G + dq_da @ A)
     return unravel(grad)
+
+
+# --------------------------------------------------------------------------- n steps (SVG)
+
+
+def _check_svg_inputs(s0, eta, xi, gamma, n):
+    """Shapes of the noise sequences and the horizon of the two SVG functions; returns T."""
+    _checks.finite("s0", s0)
+    if jnp.ndim(s0) != 1:
+        raise ValueError(f"s0 must be one state, a 1-d array, got shape {jnp.shape(s0)}")
+    _checks.finite("eta", eta)
+    _checks.finite("xi", xi)
+    if jnp.ndim(eta) < 1 or jnp.ndim(xi) < 1:
+        raise ValueError(
+            f"eta and xi must be sequences [T, ...], got shapes {jnp.shape(eta)}, {jnp.shape(xi)}"
+        )
+    T = jnp.shape(eta)[0]
+    if jnp.shape(xi)[0] != T:
+        raise ValueError(f"xi must have eta's length T = {T} along axis 0, got {jnp.shape(xi)[0]}")
+    _checks.discount("gamma", gamma, allow_one=True)
+    if n is not None and _checks.is_concrete(n):
+        if isinstance(n, bool) or jnp.ndim(n) != 0 or not float(n).is_integer():
+            raise ValueError(f"n must be an integer in [0, T], got {n!r}")
+        if not 0 <= int(n) <= T:
+            raise ValueError(f"n must lie in [0, T] = [0, {T}], got {n}")
+    return T
+
+
+def _svg_forward(theta, s0, eta, xi, policy, dynamics):
+    """States s_0..s_T [T + 1, d_s] and actions a_0..a_{T−1} of the noise-fixed trajectory."""
+
+    def body(s, noise):
+        eta_t, xi_t = noise
+        a = policy(theta, s, eta_t)
+        return dynamics(s, a, xi_t), (s, a)
+
+    s_T, (states, actions) = jax.lax.scan(body, s0, (eta, xi))
+    return jnp.concatenate([states, s_T[None]]), actions
+
+
+def svg_sampled_return(
+    theta,
+    s0,
+    eta,
+    xi,
+    policy: Callable,
+    dynamics: Callable,
+    reward: Callable,
+    gamma,
+    value: Callable | None = None,
+    n=None,
+):
+    """v(θ, s₀; η, ξ) = Σ_{t<n} γ^t r(s_t, a_t) + γ^n V(s_n), with the noise held fixed.
+
+    a_t = ``policy(theta, s_t, eta[t])``, s_{t+1} = ``dynamics(s_t, a_t, xi[t])``,
+    ``reward(s, a)`` and ``value(s)`` scalars (``value`` None: no terminal term). ``eta``
+    [T, ...] and ``xi`` [T, ...] are the policy and model noises of T steps; n defaults to
+    T and may be a traced integer in [0, T] (the steps from n on are masked, one compile for
+    every horizon). Its expectation over the noise is the SVG(n) objective
+    (``mb-eq-svg-recursion``); ``jax.grad`` of it is what :func:`svg_gradient_recursion`
+    computes step by step.
+    """
+    T = _check_svg_inputs(s0, eta, xi, gamma, n)
+    n = T if n is None else n
+    states, actions = _svg_forward(theta, s0, eta, xi, policy, dynamics)
+    t = jnp.arange(T)
+    rewards = jax.vmap(reward)(states[:-1], actions)
+    disc = jnp.asarray(gamma, rewards.dtype) ** jnp.arange(T + 1)
+    total = jnp.sum(jnp.where(t < n, disc[:-1] * rewards, 0.0))
+    if value is not None:
+        total = total + disc[n] * value(states[n])
+    return total
+
+
+def svg_gradient_recursion(
+    theta,
+    s0,
+    eta,
+    xi,
+    policy: Callable,
+    dynamics: Callable,
+    reward: Callable,
+    gamma,
+    value: Callable | None = None,
+    n=None,
+):
+    """(V_s, V_θ) = (∇_{s₀} v, ∇_θ v) of :func:`svg_sampled_return` by the backward recursion.
+
+    Along the trajectory of the fixed noise, from V_s = ∇V(s_n) (0 without ``value``) and
+    V_θ = 0 at step n, for t = n − 1, …, 0 with the one-step Jacobians at (s_t, a_t):
+
+        V_s ← r_s + r_a π_s + γ V_s (f_s + f_a π_s),
+        V_θ ← r_a π_θ + γ V_s f_a π_θ + γ V_θ
+
+    (``mb-eq-svg-recursion`` without the expectation; on the right V_s and V_θ are the next
+    step's). The Jacobians are ``jax.jacobian`` of the policy, dynamics and reward at
+    one step each, never of the whole trajectory. Returns V_s [d_s] and V_θ, a pytree like
+    ``theta``; arguments as in :func:`svg_sampled_return`.
+    """
+    T = _check_svg_inputs(s0, eta, xi, gamma, n)
+    n = T if n is None else n
+    flat, unravel = ravel_pytree(theta)
+    states, actions = _svg_forward(theta, s0, eta, xi, policy, dynamics)
+
+    def pi(th, s, eta_t):
+        return jnp.atleast_1d(policy(unravel(th), s, eta_t))
+
+    def f(s, a, xi_t):
+        return dynamics(s, a.reshape(jnp.shape(actions)[1:]), xi_t)
+
+    def r(s, a):
+        return reward(s, a.reshape(jnp.shape(actions)[1:]))
+
+    if value is None:
+        v_s = jnp.zeros_like(s0)
+    else:
+        v_s = jax.grad(value)(states[n])
+    v_theta = jnp.zeros_like(flat)
+
+    def backward(carry, step):
+        v_s, v_theta = carry
+        t, s, a, eta_t, xi_t = step
+        a = jnp.atleast_1d(a)
+        pi_theta, pi_s = jax.jacobian(pi, (0, 1))(flat, s, eta_t)  # [d_a, p], [d_a, d_s]
+        f_s, f_a = jax.jacobian(f, (0, 1))(s, a, xi_t)  # [d_s, d_s], [d_s, d_a]
+        r_s, r_a = jax.grad(r, (0, 1))(s, a)  # [d_s], [d_a]
+        q_a = r_a + gamma * v_s @ f_a  # the action's total derivative of r + γ v'
+        new_s = r_s + q_a @ pi_s + gamma * v_s @ f_s  # total: s moves the action (π_s)
+        new_theta = q_a @ pi_theta + gamma * v_theta  # + γ V'_θ: θ in the later actions
+        keep = t < n
+        return (jnp.where(keep, new_s, v_s), jnp.where(keep, new_theta, v_theta)), None
+
+    steps = (jnp.arange(T), states[:-1], actions, eta, xi)
+    (v_s, v_theta), _ = jax.lax.scan(backward, (v_s, v_theta), steps, reverse=True)
+    return v_s, unravel(v_theta)
 
 
 # --------------------------------------------------------------------------- noise inference
