@@ -239,6 +239,32 @@ def test_heavy_ball_roots_are_the_companion_matrix_eigenvalues():
     assert shape == (3, 5, 4, 2)
 
 
+def test_heavy_ball_never_rescues_a_wrong_signed_eigenvalue():
+    """Theorem tdd-thm-momentum-wrong-sign: for Re λ ≤ 0, λ ≠ 0, α > 0, 0 ≤ β < 1 the larger
+    root modulus is at least |1 − αλ| (the β = 0 rate), which exceeds 1; np.roots is the
+    reference. With Re λ > 0 the same α, β can give a rate below 1 (the bound is specific)."""
+    rng = np.random.default_rng(13)
+    n = 2000
+    lam = -rng.exponential(0.5, n) + 1j * rng.normal(0, 2, n)
+    lam[: n // 10] = -rng.exponential(0.5, n // 10)  # real
+    lam[n // 10 : n // 5] = 1j * rng.normal(0, 2, n // 10)  # imaginary
+    alpha, beta = 10.0 ** rng.uniform(-3, 1, n), rng.uniform(0, 1, n)
+    rates = np.asarray(ntk.heavy_ball_rate(lam, alpha, beta))
+    ref = np.array(
+        [
+            np.abs(np.roots([1, -(1 + b - a * x), b])).max()
+            for x, a, b in zip(lam, alpha, beta, strict=True)
+        ]
+    )
+    np.testing.assert_allclose(rates, ref, rtol=1e-9)
+    plain = np.abs(1 - alpha * lam)
+    assert np.all(plain > 1)
+    assert np.all(ref >= plain * (1 - 1e-12))
+    assert np.all(plain >= 1 + alpha * np.abs(lam.real) - 1e-12)
+    flipped = -lam[lam.real < -0.1].conj()  # Re λ ≥ 0.1: a small step converges
+    assert np.max(np.asarray(ntk.heavy_ball_rate(flipped, 1e-4, 0.5))) < 1
+
+
 def test_padded_mlp_is_the_narrow_mlp():
     key = jax.random.PRNGKey(12)
     full = ntk.padded_mlp_init(key, 3, 2, 2, 8, 8, dtype=jnp.float64)

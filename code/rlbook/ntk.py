@@ -296,7 +296,9 @@ def heavy_ball_rate(eigs: jax.Array, alpha, beta) -> jax.Array:
 
     The larger modulus of :func:`heavy_ball_roots`: the rate of the slowest part of each
     mode. The iteration converges iff every returned value is below 1 (theorem
-    tdd-thm-momentum). Shape: the broadcast of ``eigs``, ``alpha`` and ``beta``.
+    tdd-thm-momentum). For Re λ ≤ 0, λ ≠ 0 the value is at least \|1 − αλ| > 1 for every
+    α > 0 and 0 ≤ β < 1: momentum never rescues a wrong-signed mode (theorem
+    tdd-thm-momentum-wrong-sign). Shape: the broadcast of ``eigs``, ``alpha`` and ``beta``.
     """
     return jnp.abs(heavy_ball_roots(eigs, alpha, beta)).max(axis=-1)
 
