@@ -6,7 +6,8 @@ D = {(s, a, r, s')} repeats, for k = 0, 1, …,
     y_i = r_i + γ max_{a'} Q_k(s'_i, a'),     Q_{k+1} = argmin_Q Σ_i (Q(s_i, a_i) − y_i)².
 
 With continuous actions the max is itself an optimization per sample
-(:func:`maximize`). The amortized version replaces it by a policy network:
+(:func:`maximize`, or the gradient-free :func:`cem_maximize`). The amortized version
+replaces it by a policy network:
 ``actor="regression"`` fits μ_w to the maximizers a*(s) = argmax_a Q_k(s, a)
 of the last ``window`` iterations (stale ones included: the sliding window),
 and ``actor="gradient"`` is NFQCA (Hafner & Riedmiller 2011), ascending
@@ -22,12 +23,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from rlbook import _checks, nets
 from rlbook.agents.offpolicy import ENV, PARAMS, Transition, actor_apply, critic_apply
 
-__all__ = ["Config", "maximize", "random_dataset", "fit", "run"]
+__all__ = ["Config", "maximize", "cem_maximize", "random_dataset", "fit", "run"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +103,72 @@ def maximize(
     a = jax.vmap(ascend)(starts)
     v = jax.vmap(q)(a)
     return a[jnp.argmax(v)], jnp.max(v)
+
+
+def cem_maximize(
+    key,
+    f,
+    mean,
+    std,
+    *,
+    n_samples: int = 64,
+    n_elite: int = 8,
+    n_iters: int = 10,
+    low: float = -1.0,
+    high: float = 1.0,
+    min_std: float = 1e-3,
+):
+    """argmax_{a ∈ [low, high]^D} f(a) by the cross-entropy method (Rubinstein 1999).
+
+    Each of ``n_iters`` rounds draws ``n_samples`` actions a ~ N(μ, diag σ²) clipped to
+    the box, keeps the ``n_elite`` with the largest f(a), and refits μ and σ to them (their
+    mean and standard deviation, σ floored at ``min_std``). It starts from ``mean`` and
+    ``std`` (shape [D], or a scalar std), uses no gradient of f, and returns (a*, f(a*)),
+    the best sample of all rounds. Costs n_iters · n_samples evaluations of f. Jittable
+    with the sizes static; ``key`` is a JAX PRNG key.
+    """
+    if not callable(f):
+        raise ValueError(f"f must be callable (a -> f(a), a scalar), got {f!r}")
+    for name, n in (("n_samples", n_samples), ("n_elite", n_elite), ("n_iters", n_iters)):
+        _checks.positive_int(name, n)
+    if n_elite > n_samples:
+        raise ValueError(f"n_elite must be at most n_samples = {n_samples}, got {n_elite}")
+    if np.shape(key) != (2,) and not (
+        hasattr(key, "dtype") and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+    ):
+        raise ValueError(f"key must be a JAX PRNG key, got shape {np.shape(key)}")
+    if np.ndim(mean) != 1:
+        raise ValueError(f"mean must be a vector of shape [D], got shape {np.shape(mean)}")
+    if np.ndim(std) > 1 or (np.ndim(std) == 1 and np.shape(std) != np.shape(mean)):
+        raise ValueError(f"std must be a scalar or of shape {np.shape(mean)}, got {np.shape(std)}")
+    _checks.finite("mean", mean)
+    _checks.positive("std", std)
+    _checks.positive("min_std", min_std, strict=False)
+    for name, x in (("low", low), ("high", high)):
+        _checks.finite(name, x)
+        if np.ndim(x) != 0:
+            raise ValueError(f"{name} must be a scalar, got shape {np.shape(x)}")
+    if _checks.is_concrete(low) and _checks.is_concrete(high) and not low < high:
+        raise ValueError(f"low must be below high, got low = {low}, high = {high}")
+    dtype = jnp.result_type(jnp.asarray(mean).dtype, jnp.float32)
+    mean = jnp.asarray(mean, dtype)
+    std = jnp.broadcast_to(jnp.asarray(std, dtype), mean.shape)
+
+    def round_(carry, eps):
+        mu, sigma, best_a, best_v = carry
+        a = jnp.clip(mu + sigma * eps, low, high)
+        v = jax.vmap(f)(a)
+        top, idx = jax.lax.top_k(v, n_elite)
+        elite = a[idx]
+        better = top[0] > best_v
+        best_a = jnp.where(better, elite[0], best_a)
+        best_v = jnp.where(better, top[0], best_v)
+        return (elite.mean(0), jnp.maximum(elite.std(0), min_std), best_a, best_v), None
+
+    a0 = jnp.clip(mean, low, high)
+    noise = jax.random.normal(key, (n_iters, n_samples, *mean.shape), dtype)  # drawn at once
+    (_, _, a, v), _ = jax.lax.scan(round_, (mean, std, a0, jnp.asarray(f(a0))), noise)
+    return a, v
 
 
 def random_dataset(key, n: int) -> Transition:
