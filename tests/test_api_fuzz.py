@@ -606,6 +606,21 @@ CASES: dict[str, Case] = {
     "agents.fqi.maximize": Case(
         fqi.maximize, dict(q=lambda a: -jnp.sum((a - 0.3) ** 2), dim=1, n_starts=3, n_steps=5)
     ),
+    "agents.fqi.cem_maximize": Case(
+        fqi.cem_maximize,
+        dict(
+            key=K,
+            f=lambda a: -jnp.sum((a - 0.3) ** 2),
+            mean=jnp.zeros(1),
+            std=1.0,
+            n_samples=8,
+            n_elite=2,
+            n_iters=3,
+            low=-1.0,
+            high=1.0,
+            min_std=1e-3,
+        ),
+    ),
     "text.plain": Case(text.plain, dict(value=np.float32(0.5))),
     "plotting.mean_and_band": Case(
         plotting.mean_and_band, dict(y=np.arange(12.0).reshape(3, 4), confidence=0.95)
