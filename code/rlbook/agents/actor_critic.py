@@ -47,6 +47,7 @@ __all__ = [
     "update",
     "epochs",
     "make_step",
+    "init_state",
     "make_train",
     "update_loop",
 ]
