@@ -137,8 +137,7 @@ def cem_maximize(
         hasattr(key, "dtype") and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
     ):
         raise ValueError(f"key must be a JAX PRNG key, got shape {np.shape(key)}")
-    if np.ndim(mean) != 1:
-        raise ValueError(f"mean must be a vector of shape [D], got shape {np.shape(mean)}")
+    _checks.ndim("mean", mean, 1)
     if np.ndim(std) > 1 or (np.ndim(std) == 1 and np.shape(std) != np.shape(mean)):
         raise ValueError(f"std must be a scalar or of shape {np.shape(mean)}, got {np.shape(std)}")
     _checks.finite("mean", mean)
