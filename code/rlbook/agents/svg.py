@@ -234,8 +234,7 @@ def bpo_gradient_recursion(
 def _check_svg_inputs(s0, eta, xi, gamma, n):
     """Shapes of the noise sequences and the horizon of the two SVG functions; returns T."""
     _checks.finite("s0", s0)
-    if jnp.ndim(s0) != 1:
-        raise ValueError(f"s0 must be one state, a 1-d array, got shape {jnp.shape(s0)}")
+    _checks.ndim("s0", s0, 1)
     _checks.finite("eta", eta)
     _checks.finite("xi", xi)
     if jnp.ndim(eta) < 1 or jnp.ndim(xi) < 1:
@@ -246,11 +245,9 @@ def _check_svg_inputs(s0, eta, xi, gamma, n):
     if jnp.shape(xi)[0] != T:
         raise ValueError(f"xi must have eta's length T = {T} along axis 0, got {jnp.shape(xi)[0]}")
     _checks.discount("gamma", gamma, allow_one=True)
-    if n is not None and _checks.is_concrete(n):
-        if isinstance(n, bool) or jnp.ndim(n) != 0 or not float(n).is_integer():
-            raise ValueError(f"n must be an integer in [0, T], got {n!r}")
-        if not 0 <= int(n) <= T:
-            raise ValueError(f"n must lie in [0, T] = [0, {T}], got {n}")
+    if n is not None:
+        _checks.ndim("n", n, 0)
+        _checks.index("n", n, T + 1, what="a horizon in [0, T]", allow_float=True)
     return T
 
 
