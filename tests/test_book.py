@@ -437,7 +437,14 @@ def test_every_shown_function_resolves():
 # The chapters' plumbing (random streams, learning claims, glued numbers, figures, devices):
 # the introduction links these modules once; every other public name a chapter's code uses is
 # linked in the chapter's prose at or before its first use.
-PLUMBING = ("rlbook.seeds", "rlbook.claims", "rlbook.text", "rlbook.plotting", "rlbook.parallel")
+PLUMBING = (
+    "rlbook.seeds",
+    "rlbook.claims",
+    "rlbook.text",
+    "rlbook.plotting",
+    "rlbook.parallel",
+    "rlbook.timing",
+)
 _PY_ROLE = re.compile(r"\{py:(func|class|data|obj|mod|attr|meth|exc)\}`([^`]+)`")
 
 

@@ -65,6 +65,8 @@ module                  holds
                         exactly jit(vmap))
 ``plotting``            shared figure helpers (the only module importing
                         matplotlib)
+``timing``              seconds of XLA's compile apart from the run's, and the
+                        best of a few runs
 ======================= =======================================================
 
 Each module's docstring names the chapter that derives what it computes.
