@@ -1,11 +1,14 @@
-"""The cross-entropy maximizer of rlbook.agents.fqi (the sign-gradient one is tested in
-test_offpolicy.py)."""
+"""Fitted Q-iteration (rlbook.agents.fqi): its two maximizers against grid searches and closed
+forms, its data set against Pendulum-v1, and its refusals of bad arguments."""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rlbook import envs
 from rlbook.agents import fqi
 
 
@@ -89,3 +92,41 @@ def test_cem_refuses_bad_arguments_by_name(kwargs, name):
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         fqi.cem_maximize(**args)
+
+
+def test_maximize_finds_the_maximum_of_known_functions():
+    @jax.jit
+    def solve(c):
+        return fqi.maximize(lambda a: -jnp.sum((a - c) ** 2) + 0.1 * jnp.sum(jnp.cos(5 * a)))
+
+    for c in (-0.7, 0.0, 0.35):
+        a, v = solve(jnp.float32(c))
+        grid = np.linspace(-1, 1, 20001)
+        vals = -((grid - c) ** 2) + 0.1 * np.cos(5 * grid)
+        assert abs(float(a[0]) - grid[np.argmax(vals)]) < 5e-3
+        np.testing.assert_allclose(float(v), vals.max(), atol=1e-4)
+    # a maximizer outside the box is projected onto its boundary
+    a, _ = jax.jit(lambda: fqi.maximize(lambda a: jnp.sum(a)))()
+    np.testing.assert_array_equal(a, [1.0])
+
+
+def test_fqi_dataset_is_pendulum_and_configs_are_validated():
+    data = fqi.random_dataset(jax.random.PRNGKey(0), 16)
+    env, params = envs.make("Pendulum-v1")
+    th = jnp.arctan2(data.obs[:, 1], data.obs[:, 0])
+    for i in range(3):
+        st = envs.PendulumState(th[i], data.obs[i, 2], jnp.asarray(0, jnp.int32))
+        _, obs, r, _ = env.step_env(st, data.action[i] * 2.0, params)
+        np.testing.assert_allclose(obs, data.next_obs[i], atol=1e-5)
+        np.testing.assert_allclose(r, data.reward[i], rtol=1e-5)
+    for field, value in [
+        ("iterations", 0),
+        ("gamma", 1.0),
+        ("lr", 0.0),
+        ("actor", "max"),
+        ("window", 0),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            fqi.run(
+                jax.random.PRNGKey(0), data, dataclasses.replace(fqi.Config(), **{field: value})
+            )
