@@ -5,8 +5,10 @@ setting below and for SAC (the off-policy chapter's five seeds × 20,000 steps) 
 (its default configuration, five seeds), a fresh process with that ``XLA_FLAGS`` and no
 compilation cache compiles the vmapped ``train`` and runs it once. It reports CPU
 seconds (less sensitive than wall time to whatever else the machine runs) for the
-compile and the run, and whether the run's metrics are bit-for-bit those of the default
-flags: a flag that changes them changes every number of the book, like another seed.
+compile and the run, and whether the run's metrics are bit-for-bit those of XLA's default
+(backend optimization level 3): a flag that changes them changes the book's numbers in
+their last bits, as another CPU would. ``import rlbook`` sets level 1 (rlbook/__init__.py)
+unless XLA_FLAGS names a level, so every setting here names one.
 
 ``python bench/xla_flags.py`` prints the same table on its own.
 """
@@ -19,9 +21,10 @@ import subprocess
 import sys
 
 SETTINGS = {
-    "default": "",
-    "O1": "--xla_backend_optimization_level=1",
-    "no expensive LLVM passes": "--xla_llvm_disable_expensive_passes=true",
+    "default": "--xla_backend_optimization_level=3",
+    "O1 (rlbook's)": "--xla_backend_optimization_level=1",
+    "no expensive LLVM passes": "--xla_backend_optimization_level=3 "
+    "--xla_llvm_disable_expensive_passes=true",
     "both": "--xla_backend_optimization_level=1 --xla_llvm_disable_expensive_passes=true",
 }
 

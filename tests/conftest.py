@@ -3,11 +3,13 @@ import os
 import time
 from pathlib import Path
 
-# What `import rlbook` sets, before JAX starts its CPU client (rlbook/__init__.py).
-os.environ.setdefault("PJRT_NPROC", "1")
-
 import jax
 import pytest
+
+# What `import rlbook` sets, before JAX starts its CPU client (rlbook/__init__.py): the
+# one-thread pool and XLA's optimization level 1, so the tests compile the programs the
+# chapters compile, and share their compilation cache.
+import rlbook  # noqa: F401  (imported for its environment defaults)
 
 # Unit tests check exact identities to tight tolerances: double precision throughout.
 jax.config.update("jax_enable_x64", True)

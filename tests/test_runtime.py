@@ -83,3 +83,26 @@ def test_two_threads_deadlock_without_the_cure():
             capture_output=True,
             timeout=30,
         )
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (None, "--xla_backend_optimization_level=1"),
+        ("--xla_dump_to=/tmp/x", "--xla_dump_to=/tmp/x --xla_backend_optimization_level=1"),
+        ("--xla_backend_optimization_level=3", "--xla_backend_optimization_level=3"),
+    ],
+)
+def test_importing_rlbook_sets_xla_optimization_level_1_unless_a_level_is_given(given, expected):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    if given is not None:
+        env["XLA_FLAGS"] = given
+    out = subprocess.run(
+        [sys.executable, "-c", "import os, rlbook; print(os.environ['XLA_FLAGS'])"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip() == expected
