@@ -5,6 +5,7 @@
 #                   every chapter executed once more at another seed (RLBOOK_SECOND_SEED,
 #                   default RLBOOK_SEED + 1): every check must pass on both streams
 #   make lint       ruff's lint and format check (code, bookbuild, tests, bench, book/_ext); make test runs it first
+#   make unit       the tests that need no built book and no browser (make test's first part)
 #   make reproduce  a cold build, then every chapter executed again at the same seed and
 #                   compared with the build's outputs cell by cell; and the XLA:CPU deadlock
 #                   that rlbook's one-thread pool avoids, still there in the locked jaxlib
@@ -48,6 +49,9 @@ test: $(STAMP) lint
 	@rm -f $(SKIPPED)
 	$(BIN)/python -m pytest -m "not reproduce" || status=$$?; \
 	if [ -f $(SKIPPED) ]; then echo; cat $(SKIPPED); fi; exit $${status:-0}
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not book and not browser and not reproduce"
 
 lint: $(STAMP)
 	$(BIN)/ruff check code bookbuild tests bench book/_ext
